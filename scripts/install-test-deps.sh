@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the integration tests drive from Debian: PostgreSQL (server and psql).
+# Idempotent: does nothing when everything is there; `apt-get update` at most once.
+set -euo pipefail
+
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-test-deps: missing ${need[*]} and cannot install (needs root and apt-get); those tests will skip" >&2
+  exit 0
+fi
+echo "install-test-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,27 @@
+"""`zerogate`: the one command. Each sub-command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from zerogate import __version__
+from zerogate.cli import admin, local_tokens, up
+
+app = typer.Typer(
+    name="zerogate",
+    help="Self-hosted Zero Trust Network Access.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("up", help="Run the control plane (and gateway) on one machine.")(up.up)
+app.add_typer(local_tokens.app, name="token")
+app.add_typer(admin.app, name="admin")
+
+
+@app.command("version", help="Print the version.")
+def version() -> None:
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

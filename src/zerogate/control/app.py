@@ -1,0 +1,53 @@
+"""The control plane's ASGI application: the composition of its routers.
+
+Built by `create_app` from parts handed in (database, certificate authority), so tests and
+`zerogate up` assemble the same thing with different storage.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from zerogate import __version__
+from zerogate.control import errors, health
+from zerogate.control.api import audit, inventory, pki, tokens, transfer
+from zerogate.control.deps import ApiError
+from zerogate.control.pki_service import PkiService
+from zerogate.store.db import Database
+
+API_PREFIX = "/api/v1"
+
+
+def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(
+        {"detail": exc.detail, "errors": []}, status_code=exc.status, headers=headers
+    )
+
+
+def create_app(db: Database, pki_service: PkiService) -> FastAPI:
+    app = FastAPI(
+        title="zerogate control plane",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.db = db
+    app.state.pki = pki_service
+    metrics = health.Metrics()
+    health.install_metrics(app, metrics)
+    errors.install(app)
+    app.add_exception_handler(ApiError, _api_error)
+
+    app.include_router(health.router(db, metrics))
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(inventory.router())
+    api.include_router(transfer.router())
+    api.include_router(tokens.router())
+    api.include_router(audit.router())
+    api.include_router(pki.router())
+    app.include_router(api)
+    return app

@@ -1,0 +1,75 @@
+"""Request dependencies: the database session and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from zerogate.core.api_tokens import Scope
+from zerogate.store import tokens
+from zerogate.store.db import Database
+from zerogate.store.models import utcnow
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling the API, as written into audit events."""
+
+    actor: str
+    scope: Scope
+
+
+def database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def db_session(db: Annotated[Database, Depends(database)]) -> Iterator[Session]:
+    with db.transaction() as session:
+        yield session
+
+
+_bearer = HTTPBearer(auto_error=False, description="an admin API token: zgt_<id>_<secret>")
+
+
+def caller(
+    request: Request,
+    db: Annotated[Database, Depends(database)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    source = request.client.host if request.client else "unknown"
+    if credentials is None:
+        raise ApiError(401, "missing bearer token")
+    # Its own transaction: a rejection is audited even though the request itself fails.
+    with db.transaction() as session:
+        row = tokens.authenticate(session, credentials.credentials, utcnow())
+        if row is None:
+            tokens.reject(session, "invalid, expired or revoked token", source)
+        else:
+            row.last_used_at = utcnow()
+    if row is None:
+        raise ApiError(401, "invalid, expired or revoked token")
+    return Caller(actor=f"token:{row.name}:{row.id}", scope=Scope(row.scope))
+
+
+def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    if who.scope is not Scope.ADMIN:
+        raise ApiError(403, "this token is read-only (auditor scope)")
+    return who
+
+
+AnyCaller = Annotated[Caller, Depends(caller)]
+AdminCaller = Annotated[Caller, Depends(admin)]
+DbSession = Annotated[Session, Depends(db_session)]

@@ -1,0 +1,1 @@
+"""The pure core: decisions, parsing and framing with no I/O (see docs/architecture)."""

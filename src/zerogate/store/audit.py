@@ -1,0 +1,152 @@
+"""The audit log in the database: appending links to the hash chain and reading them back.
+
+Appends take the chain head row under a lock (`SELECT … FOR UPDATE` on PostgreSQL; SQLite
+has one writer anyway), so concurrent writers and replicas extend one chain, never two.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from zerogate.core.audit import (
+    GENESIS_HASH,
+    AuditRecord,
+    ChainedRecord,
+    Outcome,
+    chain_hash,
+    verify_chain,
+)
+from zerogate.store.models import AuditEvent, AuditHead, utcnow
+
+
+def _plain(details: Mapping[str, object]) -> dict[str, object]:
+    # Hash exactly what the JSON column will give back, so verification later matches.
+    result: dict[str, object] = json.loads(json.dumps(details, default=str))
+    return result
+
+
+def _head(session: Session) -> AuditHead:
+    head = session.execute(select(AuditHead).with_for_update()).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(head)
+        session.flush()
+    return head
+
+
+def new_record(
+    actor: str,
+    action: str,
+    target: str,
+    details: Mapping[str, object] | None = None,
+    outcome: Outcome = Outcome.SUCCESS,
+    now: datetime | None = None,
+) -> AuditRecord:
+    return AuditRecord(
+        event_id=uuid.uuid4().hex,
+        time=now or utcnow(),
+        actor=actor,
+        action=str(action),
+        target=target,
+        outcome=outcome,
+        details=_plain(details or {}),
+    )
+
+
+def append(session: Session, records: Sequence[AuditRecord]) -> None:
+    """Add records to the chain inside the caller's transaction (they commit with the change)."""
+    if not records:
+        return
+    head = _head(session)
+    seq, previous = head.seq, head.hash
+    rows = []
+    for record in records:
+        seq += 1
+        digest = chain_hash(previous, seq, record)
+        rows.append(_row(seq, record, previous, digest))
+        previous = digest
+    session.add_all(rows)
+    head.seq, head.hash = seq, previous
+
+
+def _row(seq: int, record: AuditRecord, previous: str, digest: str) -> AuditEvent:
+    return AuditEvent(
+        seq=seq,
+        event_id=record.event_id,
+        time=record.time,
+        actor=record.actor,
+        action=record.action,
+        target=record.target,
+        outcome=str(record.outcome),
+        details=dict(record.details),
+        prev_hash=previous,
+        hash=digest,
+    )
+
+
+def record(session: Session, actor: str, action: str, target: str, **details: object) -> None:
+    append(session, [new_record(actor, action, target, details)])
+
+
+def to_chained(row: AuditEvent) -> ChainedRecord:
+    rec = AuditRecord(
+        event_id=row.event_id,
+        time=row.time,
+        actor=row.actor,
+        action=row.action,
+        target=row.target,
+        outcome=Outcome(row.outcome),
+        details=row.details,
+    )
+    return ChainedRecord(seq=row.seq, record=rec, prev_hash=row.prev_hash, hash=row.hash)
+
+
+def _all(session: Session, batch: int = 5000) -> Iterator[ChainedRecord]:
+    last = 0
+    while True:
+        rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from (to_chained(row) for row in rows)
+        last = rows[-1].seq
+
+
+def verify(session: Session) -> int | None:
+    """The first broken sequence number, or None when the whole stored chain holds."""
+    broken = verify_chain(_all(session))
+    if broken is not None:
+        return broken
+    head = session.get(AuditHead, 1)
+    last = session.scalar(select(func.max(AuditEvent.seq))) or 0
+    if head is not None and head.seq != last:
+        return last + 1  # events were removed from the end
+    return None
+
+
+def query(
+    session: Session,
+    *,
+    limit: int,
+    before_seq: int | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+) -> Sequence[AuditEvent]:
+    statement = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
+    if before_seq is not None:
+        statement = statement.where(AuditEvent.seq < before_seq)
+    if actor:
+        statement = statement.where(AuditEvent.actor == actor)
+    if action:
+        statement = statement.where(AuditEvent.action == action)
+    if target:
+        statement = statement.where(AuditEvent.target == target)
+    return session.scalars(statement).all()
