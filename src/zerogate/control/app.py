@@ -6,13 +6,13 @@ Built by `create_app` from parts handed in (database, certificate authority), so
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from zerogate import __version__
 from zerogate.control import errors, health
 from zerogate.control.api import audit, inventory, pki, tokens, transfer
-from zerogate.control.deps import ApiError
+from zerogate.control.deps import ApiError, known_query_only
 from zerogate.control.pki_service import PkiService
 from zerogate.store.db import Database
 
@@ -34,6 +34,7 @@ def create_app(db: Database, pki_service: PkiService) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        dependencies=[Depends(known_query_only)],
     )
     app.state.db = db
     app.state.pki = pki_service

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -73,3 +75,32 @@ def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
 AnyCaller = Annotated[Caller, Depends(caller)]
 AdminCaller = Annotated[Caller, Depends(admin)]
 DbSession = Annotated[Session, Depends(db_session)]
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _declared_query(route: object) -> set[str]:
+    dependant = getattr(route, "dependant", None)
+    return _query_names(dependant) if isinstance(dependant, Dependant) else set()
+
+
+def known_query_only(request: Request) -> None:
+    """Refuse query parameters a route does not declare: a typo must not silently mean
+    "no filter" (for example `?actr=alice` on the audit log)."""
+    unknown = sorted(set(request.query_params) - _declared_query(request.scope.get("route")))
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": "unknown query parameter",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )

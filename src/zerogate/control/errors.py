@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zerogate.core.inventory.document import Problem
 from zerogate.store.db import DatabaseError
@@ -73,7 +74,16 @@ def _integrity(_request: Request, exc: Exception) -> JSONResponse:
     return error(409, "the change conflicts with another object (duplicate or still in use)")
 
 
+def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    response = error(exc.status_code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(Invalid, _invalid)
     app.add_exception_handler(NotFound, lambda _r, e: error(404, str(e)))
@@ -85,6 +95,7 @@ def install(app: FastAPI) -> None:
 
 # Every route documents these, so clients (and schemathesis) know every answer's shape.
 COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "the body cannot be parsed"},
     401: {"model": ErrorBody, "description": "missing, malformed, expired or revoked token"},
     403: {"model": ErrorBody, "description": "the token's scope does not allow this"},
     422: {"model": ErrorBody, "description": "the request is malformed"},

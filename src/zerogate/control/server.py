@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import ssl
 
 import uvicorn
@@ -30,7 +31,13 @@ def build_server(plane: ControlPlane) -> uvicorn.Server:
 
 
 def serve(plane: ControlPlane) -> None:
-    """Blocks; uvicorn handles SIGINT/SIGTERM with a graceful shutdown."""
+    """Blocks until SIGINT or SIGTERM, then drains requests and returns (exit status 0).
+
+    uvicorn handles the signals itself and afterwards re-raises them to whatever handler
+    was there before; this no-op handler makes a requested stop a clean exit, not a kill.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: None)
     try:
         build_server(plane).run()
     finally:

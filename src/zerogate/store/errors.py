@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from zerogate.core.inventory.document import Problem
 
@@ -17,9 +16,12 @@ class Conflict(Exception):
     """The change contradicts what is stored: a duplicate, or an object still in use."""
 
 
-@dataclass(frozen=True, slots=True)
 class Invalid(Exception):
-    problems: Sequence[Problem]
+    """The object breaks a rule; each problem has its path inside the object."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__()
+        self.problems = tuple(problems)
 
     def __str__(self) -> str:
         return "; ".join(str(problem) for problem in self.problems)

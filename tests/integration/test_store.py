@@ -1,0 +1,146 @@
+"""The store on SQLite and on a real PostgreSQL: inventory rules, audit chain, migrations."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import text
+
+from zerogate.core.inventory import AppSpec, DepartmentSpec, GroupSpec, UserSpec
+from zerogate.core.inventory.document import validate_document
+from zerogate.core.inventory.kinds import KINDS_BY_NAME
+from zerogate.store import audit
+from zerogate.store.db import Database, DatabaseError, open_database
+from zerogate.store.errors import Conflict, Invalid, NotFound
+from zerogate.store.inventory import Inventory
+
+APP, USER, GROUP, DEPT = (KINDS_BY_NAME[k] for k in ("app", "user", "group", "department"))
+
+
+def test_migrations_are_idempotent(database_url: str) -> None:
+    first = open_database(database_url)
+    first.close()
+    again = open_database(database_url)  # a second start on the same database
+    again.ping()
+    again.close()
+
+
+def test_create_read_update_delete_with_references(db: Database) -> None:
+    with db.transaction() as session:
+        inv = Inventory(session, "tester")
+        inv.create(DEPT, DepartmentSpec(name="eng"))
+        inv.create(GROUP, GroupSpec(name="admins"))
+        inv.create(
+            USER,
+            UserSpec(username="alice", email="a@example.test", department="eng", groups=["admins"]),
+        )
+    with db.transaction() as session:
+        inv = Inventory(session, "tester")
+        alice = inv.get(USER, "alice")
+        assert alice["department"] == "eng" and alice["groups"] == ["admins"]
+        updated = inv.update(USER, "alice", {"department": None, "display_name": "Alice"})
+        assert updated["department"] is None and updated["display_name"] == "Alice"
+    with db.transaction() as session:
+        Inventory(session, "tester").delete(USER, "alice")
+    with db.transaction() as session, pytest.raises(NotFound):
+        Inventory(session, "tester").get(USER, "alice")
+
+
+def test_dangling_reference_is_invalid_and_nothing_written(db: Database) -> None:
+    with pytest.raises(Invalid) as caught, db.transaction() as session:
+        Inventory(session, "tester").create(USER, UserSpec(username="bob", department="nope"))
+    assert "unknown department 'nope'" in str(caught.value)
+    with db.transaction() as session:
+        assert Inventory(session, "t").page(USER, limit=10, offset=0)[1] == 0
+
+
+def test_duplicates_and_in_use_conflicts(db: Database) -> None:
+    app = AppSpec(name="wiki", kind="http", hostname="wiki.example.test", target="http://10.1.1.1")
+    with db.transaction() as session:
+        inv = Inventory(session, "tester")
+        inv.create(APP, app)
+        inv.create(DEPT, DepartmentSpec(name="ops"))
+        inv.create(USER, UserSpec(username="carol", department="ops"))
+    with pytest.raises(Conflict, match="already exists"), db.transaction() as session:
+        Inventory(session, "tester").create(APP, app)
+    clash = AppSpec(
+        name="wiki2", kind="http", hostname="wiki.example.test", target="http://10.1.1.2"
+    )
+    with (
+        pytest.raises(Conflict, match=re.escape("hostname 'wiki.example.test' is already used")),
+        db.transaction() as session,
+    ):
+        Inventory(session, "tester").create(APP, clash)
+    with pytest.raises(Conflict, match="still used by 1 users"), db.transaction() as session:
+        Inventory(session, "tester").delete(DEPT, "ops")
+
+
+def test_every_change_is_audited_with_before_and_after(db: Database) -> None:
+    with db.transaction() as session:
+        inv = Inventory(session, "token:ops")
+        inv.create(GROUP, GroupSpec(name="eng"))
+        inv.update(GROUP, "eng", {"description": "engineers"})
+        inv.delete(GROUP, "eng")
+    with db.transaction() as session:
+        events = list(reversed(audit.query(session, limit=10)))
+        assert [e.action for e in events] == [
+            "inventory.create",
+            "inventory.update",
+            "inventory.delete",
+        ]
+        assert all(e.actor == "token:ops" and e.target == "group/eng" for e in events)
+        assert events[1].details["before"]["description"] == ""  # type: ignore[index]
+        assert events[1].details["after"]["description"] == "engineers"  # type: ignore[index]
+        assert events[2].details["after"] is None
+        assert audit.verify(session) is None
+
+
+def test_tampering_with_a_stored_event_is_detected(db: Database) -> None:
+    with db.transaction() as session:
+        inv = Inventory(session, "tester")
+        for name in ("a", "b", "c"):
+            inv.create(GROUP, GroupSpec(name=name))
+    with db.transaction() as session:
+        session.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"))
+    with db.transaction() as session:
+        assert audit.verify(session) == 2
+    with db.transaction() as session:
+        session.execute(text("UPDATE audit_events SET actor = 'tester' WHERE seq = 2"))
+        session.execute(text("DELETE FROM audit_events WHERE seq = 3"))
+    with db.transaction() as session:
+        assert audit.verify(session) == 3
+
+
+def test_bulk_import_creates_updates_and_is_idempotent(db: Database) -> None:
+    document = {
+        "departments": [{"name": "eng"}],
+        "groups": [{"name": f"g{i}"} for i in range(5)],
+        "users": [
+            {"username": f"u{i}", "department": "eng", "groups": ["g1", "g2"]} for i in range(50)
+        ],
+        "apps": [{"name": "db", "kind": "tcp", "target": "db.internal:5432"}],
+    }
+    for expected in ("created", "unchanged"):
+        with db.transaction() as session:
+            inv = Inventory(session, "importer")
+            parsed, problems = validate_document(document, inv.existing())
+            assert problems == [] and parsed is not None
+            counts = inv.apply_document(parsed)
+        assert counts["users"][expected] == 50
+    document["users"][0]["groups"] = ["g3"]
+    with db.transaction() as session:
+        inv = Inventory(session, "importer")
+        parsed, _ = validate_document(document, inv.existing())
+        assert parsed is not None
+        assert inv.apply_document(parsed)["users"] == {"created": 0, "updated": 1, "unchanged": 49}
+    with db.transaction() as session:
+        assert Inventory(session, "x").get(USER, "u0")["groups"] == ["g3"]
+        assert audit.verify(session) is None
+
+
+def test_unreachable_database_is_a_clear_error() -> None:
+    with pytest.raises(DatabaseError) as caught:
+        open_database("postgresql+psycopg://zerogate:s3cret@127.0.0.1:1/none")
+    assert "cannot open database" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
