@@ -242,12 +242,11 @@ class Inventory:
         try:
             for kind_name, specs in document.objects.items():
                 kind = KINDS_BY_NAME[kind_name]
-                known = cache.setdefault(kind_name, self._all_by_key(kind))
+                known = self._cached(cache, kind_name)
                 counts[kind.plural] = {"created": 0, "updated": 0, "unchanged": 0}
 
                 def resolve(target: str, key: str, _field: str) -> Base:
-                    objects = cache.setdefault(target, self._all_by_key(KINDS_BY_NAME[target]))
-                    return objects[key]
+                    return self._cached(cache, target)[key]
 
                 for spec in specs:
                     outcome = self._upsert(kind, spec, known, resolve)
@@ -262,6 +261,12 @@ class Inventory:
         if progress:
             progress(done)
         return counts
+
+    def _cached(self, cache: dict[str, dict[str, Base]], kind_name: str) -> dict[str, Base]:
+        """Every object of a kind by key, loaded once per import (not once per reference)."""
+        if kind_name not in cache:
+            cache[kind_name] = self._all_by_key(KINDS_BY_NAME[kind_name])
+        return cache[kind_name]
 
     def _all_by_key(self, kind: Kind) -> dict[str, Base]:
         model = MODELS[kind.name]
