@@ -29,7 +29,9 @@ Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def generate(apps: int, users: int, groups: int, seed: int = 7) -> dict[str, list[dict[str, object]]]:
+def generate(
+    apps: int, users: int, groups: int, seed: int = 7
+) -> dict[str, list[dict[str, object]]]:
     rng = random.Random(seed)
     departments = [{"name": f"dept-{i}", "description": f"Department {i}"} for i in range(20)]
     offices = [{"name": f"office-{i}", "location": f"City {i}"} for i in range(10)]
@@ -49,14 +51,36 @@ def generate(apps: int, users: int, groups: int, seed: int = 7) -> dict[str, lis
     app_rows: list[dict[str, object]] = []
     for i in range(apps):
         if i % 4 == 3:
-            app_rows.append({"name": f"db-{i}", "kind": "tcp", "target": f"db-{i}.internal:5432",
-                             "connector_group": f"dc-{i % 5}", "tags": ["database"]})
+            app_rows.append(
+                {
+                    "name": f"db-{i}",
+                    "kind": "tcp",
+                    "target": f"db-{i}.internal:5432",
+                    "connector_group": f"dc-{i % 5}",
+                    "tags": ["database"],
+                }
+            )
         else:
-            app_rows.append({"name": f"app-{i}", "kind": "http", "hostname": f"app-{i}.corp.example.com",
-                             "target": f"http://app-{i}.internal:8080", "connector_group": f"dc-{i % 5}",
-                             "tags": ["web", f"team-{i % 12}"], "owner": f"user{i:05d}", "mode": rng.choice(["monitor", "enforce"])})
-    return {"departments": departments, "offices": offices, "groups": group_rows,
-            "connector_groups": cgs, "users": user_rows, "apps": app_rows}
+            app_rows.append(
+                {
+                    "name": f"app-{i}",
+                    "kind": "http",
+                    "hostname": f"app-{i}.corp.example.com",
+                    "target": f"http://app-{i}.internal:8080",
+                    "connector_group": f"dc-{i % 5}",
+                    "tags": ["web", f"team-{i % 12}"],
+                    "owner": f"user{i:05d}",
+                    "mode": rng.choice(["monitor", "enforce"]),
+                }
+            )
+    return {
+        "departments": departments,
+        "offices": offices,
+        "groups": group_rows,
+        "connector_groups": cgs,
+        "users": user_rows,
+        "apps": app_rows,
+    }
 
 
 def free_port() -> int:
@@ -66,8 +90,12 @@ def free_port() -> int:
 
 
 def start(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([ZEROGATE, "up", "--data-dir", str(data_dir), "--control-port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [ZEROGATE, "up", "--data-dir", str(data_dir), "--control-port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdout is not None
     out = ""
     for line in proc.stdout:
@@ -90,7 +118,9 @@ def timed(command: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def equivalent(original: dict[str, list[dict[str, object]]], exported: dict[str, list[dict[str, object]]]) -> bool:
+def equivalent(
+    original: dict[str, list[dict[str, object]]], exported: dict[str, list[dict[str, object]]]
+) -> bool:
     for section, items in original.items():
         key = "username" if section == "users" else "name"
         got = {str(row[key]): row for row in exported.get(section, [])}
@@ -113,8 +143,12 @@ def main() -> None:
         source, exported_path = work / "inventory.yaml", work / "export.yaml"
         source.write_text(yaml.dump(document, Dumper=Dumper, sort_keys=False))
         proc, token = start(work / "data", port := free_port())
-        env = {**os.environ, "ZEROGATE_URL": f"https://localhost:{port}", "ZEROGATE_TOKEN": token,
-               "ZEROGATE_CA_CERT": str(work / "data" / "ca.pem")}
+        env = {
+            **os.environ,
+            "ZEROGATE_URL": f"https://localhost:{port}",
+            "ZEROGATE_TOKEN": token,
+            "ZEROGATE_CA_CERT": str(work / "data" / "ca.pem"),
+        }
         try:
             first = timed([ZEROGATE, "admin", "import", str(source)], env)
             again = timed([ZEROGATE, "admin", "import", str(source)], env)
@@ -124,16 +158,24 @@ def main() -> None:
             proc.wait(timeout=30)
             if proc.stdout:
                 proc.stdout.close()
-        same = equivalent(document, yaml.load(exported_path.read_text(), Loader=Loader))
+        same = equivalent(document, yaml.load(exported_path.read_text(), Loader=Loader))  # noqa: S506 - a safe loader
     total = sum(len(v) for v in document.values())
-    table = Table(title=f"inventory import on SQLite: {args.apps} apps, {args.users} users, {args.groups} groups ({total} objects)")
+    table = Table(
+        title=f"inventory import on SQLite: {args.apps} apps, {args.users} users, {args.groups} groups ({total} objects)"
+    )
     table.add_column("step")
     table.add_column("seconds", justify="right")
     table.add_column("objects/s", justify="right")
-    for step, seconds in (("import (all new)", first), ("re-import (unchanged)", again), ("export", export)):
+    for step, seconds in (
+        ("import (all new)", first),
+        ("re-import (unchanged)", again),
+        ("export", export),
+    ):
         table.add_row(step, f"{seconds:.2f}", f"{total / seconds:,.0f}")
     Console().print(table)
-    print(f"export equivalent to the imported file: {'yes' if same else 'NO'}; target: import under 60 s")
+    print(
+        f"export equivalent to the imported file: {'yes' if same else 'NO'}; target: import under 60 s"
+    )
     if not same:
         raise SystemExit(1)
 

@@ -142,6 +142,26 @@ def test_up_serves_https_and_the_printed_token_drives_the_cli(up: Running) -> No
     assert bad.returncode == 1 and "must be host:port" in bad.stderr
 
 
+def test_tokens_scopes_and_audit_through_the_cli(up: Running) -> None:
+    assert up.token is not None
+    made = admin(up, up.token, "token", "create", "reader", "--scope", "auditor")
+    reader = made.stdout.strip()
+    assert made.returncode == 0 and reader.startswith("zgt_")
+    assert admin(up, reader, "app", "list").returncode == 0
+    refused = admin(up, reader, "group", "create", "x")
+    assert refused.returncode == 1 and "403" in refused.stderr
+    tokens = json.loads(admin(up, up.token, "token", "list", "--json").stdout)
+    reader_id = next(t["id"] for t in tokens if t["name"] == "reader")
+    assert admin(up, up.token, "token", "revoke", reader_id).returncode == 0
+    assert admin(up, reader, "app", "list").returncode == 1
+    events = json.loads(
+        admin(up, up.token, "audit", "list", "--json", "--action", "token.revoke").stdout
+    )
+    assert [e["target"] for e in events] == [f"token/{reader_id}"]
+    verified = admin(up, up.token, "audit", "verify")
+    assert verified.returncode == 0 and "intact" in verified.stdout
+
+
 def test_second_up_reuses_the_data_directory(up: Running) -> None:
     assert up.token is not None
     ca_before = (up.data_dir / "ca.pem").read_bytes()
