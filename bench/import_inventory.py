@@ -11,20 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from harness import ZEROGATE, free_port, start, stop
 from rich.console import Console
 from rich.table import Table
 
-ZEROGATE = str(Path(sys.executable).parent / "zerogate")
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -83,32 +79,6 @@ def generate(
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [ZEROGATE, "up", "--data-dir", str(data_dir), "--control-port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    out = ""
-    for line in proc.stdout:
-        out += line
-        if "zerogate admin app list" in line:
-            break
-    match = re.search(r"ZEROGATE_TOKEN=(zgt_\S+)", out)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"zerogate up printed no token:\n{out}")
-    return proc, match.group(1)
-
-
 def timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
@@ -143,6 +113,8 @@ def main() -> None:
         source, exported_path = work / "inventory.yaml", work / "export.yaml"
         source.write_text(yaml.dump(document, Dumper=Dumper, sort_keys=False))
         proc, token = start(work / "data", port := free_port())
+        if token is None:
+            raise SystemExit("zerogate up printed no admin token")
         env = {
             **os.environ,
             "ZEROGATE_URL": f"https://localhost:{port}",
@@ -154,10 +126,7 @@ def main() -> None:
             again = timed([ZEROGATE, "admin", "import", str(source)], env)
             export = timed([ZEROGATE, "admin", "export", "-o", str(exported_path)], env)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
-            if proc.stdout:
-                proc.stdout.close()
+            stop(proc)
         same = equivalent(document, yaml.load(exported_path.read_text(), Loader=Loader))  # noqa: S506 - a safe loader
     total = sum(len(v) for v in document.values())
     table = Table(
