@@ -17,11 +17,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
-Port = Annotated[int, Field(ge=1, le=65535)]
+def _not_bool(value: object) -> object:
+    # TOML `true` would otherwise pass as the integer 1.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+Port = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)]
 ENV_PREFIX = "ZEROGATE_"
-_HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9*]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
+_HOST_RE = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9*]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+\Z")
 
 
 class Settings(BaseModel):
@@ -119,8 +134,10 @@ def _read_file(path: Path) -> tuple[dict[str, object], str]:
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        message = getattr(exc, "msg", str(exc))
+        # Python < 3.14 keeps the position only in the message: "... (at line 3, column 16)".
+        found = re.search(r"\(at line (\d+), column \d+\)$", str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
+        message = getattr(exc, "msg", None) or re.sub(r"\s*\(at line .*\)$", "", str(exc))
         raise ConfigError(str(path), "syntax", f"invalid TOML: {message}", line) from None
 
 

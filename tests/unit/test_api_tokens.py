@@ -80,11 +80,6 @@ def test_malformed_tokens_parse_to_none(text: str) -> None:
     assert parse_token(text) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api_tokens.py _TOKEN_RE ends in `$` and parse_token uses .match, so a token with "
-    "a trailing newline parses (use fullmatch or \\Z)",
-)
 def test_trailing_newline_is_malformed() -> None:
     assert parse_token(f"zgt_{TOKEN_ID}_{SECRET}\n") is None
 

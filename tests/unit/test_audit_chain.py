@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -87,8 +88,8 @@ def test_chain_hash_depends_on_seq_and_previous() -> None:
 
 def test_verification_can_continue_from_a_checkpoint() -> None:
     chain = chain_of(6)
-    assert verify_chain(chain[3:], start_hash=chain[2].hash) is None
-    assert verify_chain(chain[3:]) == chain[3].seq  # from genesis it does not fit
+    assert verify_chain(chain[3:], start_hash=chain[2].hash, start_seq=chain[3].seq) is None
+    assert verify_chain(chain[3:]) == 1  # from genesis, entry 1 is missing
 
 
 def test_wrong_start_hash_is_reported_at_the_first_entry() -> None:
@@ -97,7 +98,7 @@ def test_wrong_start_hash_is_reported_at_the_first_entry() -> None:
 
 # --- tampering -------------------------------------------------------------------------------
 
-_FIELD_CHANGES = {
+_FIELD_CHANGES: dict[str, Any] = {
     "event_id": "f" * 32,
     "time": T0 - timedelta(days=1),
     "actor": "mallory",
@@ -146,7 +147,8 @@ def test_rewriting_a_stored_hash_is_found(length: int, data: st.DataObject) -> N
     index = data.draw(st.integers(min_value=0, max_value=length - 1), label="index")
     which = data.draw(st.sampled_from(["hash", "prev_hash"]), label="which")
     entry = chain[index]
-    chain[index] = dataclasses.replace(entry, **{which: "a" * 64})
+    forged: dict[str, Any] = {which: "a" * 64}
+    chain[index] = dataclasses.replace(entry, **forged)
     assert verify_chain(chain) == entry.seq
 
 
@@ -162,9 +164,8 @@ def test_deleting_a_middle_record_reports_its_seq(length: int, data: st.DataObje
 def test_deleting_the_first_record_is_found() -> None:
     chain = chain_of(4)
     del chain[0]
-    # verify_chain does not know which seq a chain starts at, so it reports the first entry
-    # that cannot follow the genesis hash: the old seq 2.
-    assert verify_chain(chain) == 2
+    # the chain starts at seq 1, so the missing first entry is reported as 1
+    assert verify_chain(chain) == 1
 
 
 def test_deleting_the_last_record_is_invisible_to_the_chain_alone() -> None:
@@ -201,8 +202,8 @@ def test_swapping_two_stored_events_reports_the_earlier_seq(
 def test_swapping_with_the_first_entry() -> None:
     chain = chain_of(5)
     chain[0], chain[3] = chain[3], chain[0]
-    # the first entry is checked against the genesis hash only, so it reports its own seq
-    assert verify_chain(chain) == 4
+    # seq 1 is expected first; finding seq 4 there reports the gap at 1
+    assert verify_chain(chain) == 1
 
 
 def test_renumbering_is_found() -> None:

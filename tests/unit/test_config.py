@@ -122,11 +122,6 @@ def test_settings_are_frozen() -> None:
 # --- errors name their source ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py _read_file: tomllib.TOMLDecodeError has no lineno/msg before Python 3.14, "
-    "so on 3.11-3.13 the line is lost (only buried in the message text)",
-)
 def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     path = write(tmp_path, 'log_level = "info"\n\ncontrol_port = = 3\n')
     error = config_error(path)
@@ -160,11 +155,6 @@ def test_wrong_port_reports_file_line_and_key(tmp_path: Path, value: str) -> Non
     assert str(error).startswith(f"{path}:2: control_port: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py Settings: pydantic lax mode turns TOML `true` into port 1 instead of "
-    "refusing a boolean",
-)
 def test_boolean_port_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "control_port = true\n")
     error = config_error(path)
@@ -228,11 +218,6 @@ def test_wildcard_app_domain_refused() -> None:
     assert error.key == "app_domain"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py _HOST_RE ends in `$`, which also matches before a final newline, so "
-    "app_domain 'example.com\\n' is accepted and kept with its newline",
-)
 def test_app_domain_with_trailing_newline_refused(tmp_path: Path) -> None:
     path = write(tmp_path, 'app_domain = "example.com\\n"\n')
     error = config_error(path)

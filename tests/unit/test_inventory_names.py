@@ -119,11 +119,6 @@ def test_invalid_dns_names(value: str) -> None:
         check_dns_name(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="names.py check_dns_name: _LABEL ends in `$`, which matches before a final newline, "
-    "so 'app.example.com\\n' is accepted and stored with its newline",
-)
 def test_dns_name_with_trailing_newline_refused() -> None:
     assert errors(AppSpec, **http_app(hostname="app.example.com\n"))
 
@@ -172,21 +167,11 @@ def test_invalid_host_ports(value: str, message: str) -> None:
         check_host_port(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="names.py check_host_port: an unbracketed IPv6 literal is accepted and re-split at "
-    "its last colon ('fe80::1:22' becomes '[fe80::1]:22'), though the docstring requires brackets",
-)
 def test_unbracketed_ipv6_refused() -> None:
     with pytest.raises(ValueError):
         check_host_port("fe80::1:22")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="names.py check_host_port: str.isdigit() accepts '²', then int() fails, so the "
-    "user sees Python's 'invalid literal for int()' instead of the port message",
-)
 def test_superscript_port_gets_the_port_message() -> None:
     with pytest.raises(ValueError, match="port in"):
         check_host_port("host:²")
@@ -235,11 +220,6 @@ def test_invalid_http_urls(value: str, message: str) -> None:
         check_http_url(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="names.py check_http_url tests `parts.query or parts.fragment`, which are empty for "
-    "'http://h/?' and 'http://h/#', so a bare '?' or '#' slips through",
-)
 @pytest.mark.parametrize("value", ["http://wiki.internal/?", "http://wiki.internal/#"])
 def test_empty_query_or_fragment_refused(value: str) -> None:
     with pytest.raises(ValueError):
@@ -312,16 +292,12 @@ def _with_char(value: Any, char: str) -> Any:
     return value + char
 
 
-_NEWLINE_BUG = pytest.mark.xfail(
-    strict=True, reason="names.py check_dns_name accepts a final newline (see above)"
-)
 _CONTROL_CASES = [
     pytest.param(
         spec,
         field,
         char,
         id=f"{spec.__name__}.{field}-{ord(char):#04x}",
-        marks=[_NEWLINE_BUG] if (spec, field, char) == (AppSpec, "hostname", "\n") else [],
     )
     for spec, field in _STRING_FIELDS
     for char in ["\x00", "\x01", "\t", "\n", "\r", "\x1b", "\x7f"]

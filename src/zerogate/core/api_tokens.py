@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 PREFIX = "zgt"
-_TOKEN_RE = re.compile(r"^zgt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_TOKEN_RE = re.compile(r"zgt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 
 
 class Scope(enum.StrEnum):
@@ -33,7 +33,7 @@ def format_token(token_id: str, secret: str) -> str:
 
 
 def parse_token(text: str) -> TokenParts | None:
-    match = _TOKEN_RE.match(text)
+    match = _TOKEN_RE.fullmatch(text)
     return TokenParts(match.group(1), match.group(2)) if match else None
 
 

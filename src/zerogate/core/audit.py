@@ -85,12 +85,16 @@ class ChainedRecord:
     hash: str
 
 
-def verify_chain(entries: Iterable[ChainedRecord], start_hash: str = GENESIS_HASH) -> int | None:
-    """The sequence number of the first entry that does not fit the chain, or None if all do."""
-    previous = start_hash
-    expected_seq: int | None = None
+def verify_chain(
+    entries: Iterable[ChainedRecord], start_hash: str = GENESIS_HASH, start_seq: int = 1
+) -> int | None:
+    """The sequence number of the first entry that does not fit the chain, or None if all do.
+
+    A missing entry is reported by the sequence number that should have been there.
+    """
+    previous, expected_seq = start_hash, start_seq
     for entry in entries:
-        if expected_seq is not None and entry.seq != expected_seq:
+        if entry.seq != expected_seq:
             return expected_seq
         if (
             entry.prev_hash != previous

@@ -17,9 +17,10 @@ from pydantic import AfterValidator, Field, StringConstraints
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$"
 TAG_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,62}$"
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# \Z, not $: `$` also matches before a final newline, which would let "\n" through.
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\Z")
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
@@ -57,6 +58,14 @@ def _host(value: str) -> str:
     return host
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_host_port(value: str) -> str:
     """`host:port` as a connector would dial it; IPv6 literals in brackets."""
     if _CONTROL.search(value):
@@ -64,8 +73,10 @@ def check_host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host:
         raise ValueError(f"{value!r} must be host:port")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
         raise ValueError(f"port in {value!r} must be a number from 1 to 65535")
+    if ":" in host and not host.startswith("[") and _is_ip(host):
+        raise ValueError(f"{value!r}: write an IPv6 address in brackets, like [2001:db8::1]:22")
     checked = _host(host)
     if ":" in checked:
         checked = f"[{checked}]"
@@ -83,7 +94,7 @@ def check_http_url(value: str) -> str:
         raise ValueError(f"{value!r} has no host")
     if parts.username or parts.password:
         raise ValueError("must not carry credentials; give them to the app, not the URL")
-    if parts.query or parts.fragment:
+    if "?" in value or "#" in value:
         raise ValueError("must not have a query or fragment")
     _host(parts.hostname)
     try:
