@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
 )
 
+
 def _not_bool(value: object) -> object:
     # TOML `true` would otherwise pass as the integer 1.
     if isinstance(value, bool):
