@@ -8,6 +8,7 @@ applies, the answer streams progress lines (NDJSON) so the CLI can draw a progre
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from zerogate.store.db import Database
 from zerogate.store.inventory import Inventory
 
 _DONE = object()
+log = logging.getLogger("zerogate.control.import")
 
 
 def _apply_in_thread(db: Database, actor: str, document: Document) -> Iterator[bytes]:
@@ -38,6 +40,7 @@ def _apply_in_thread(db: Database, actor: str, document: Document) -> Iterator[b
                 )
             events.put({"result": counts})
         except Exception as exc:  # reported to the client; the transaction rolled back
+            log.exception("inventory import failed; rolled back")
             events.put({"error": f"import failed, nothing was written: {type(exc).__name__}"})
         finally:
             events.put(_DONE)
