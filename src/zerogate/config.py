@@ -57,6 +57,11 @@ class Settings(BaseModel):
     app_domain: str = "zerogate.localhost"
     ca_key: SecretStr | None = None
     ca_key_file: Path | None = None
+    mfa_required_for_everyone: bool = False
+    session_idle_minutes: Annotated[
+        int, BeforeValidator(_not_bool), Field(ge=1, le=7 * 24 * 60)
+    ] = 60
+    session_max_hours: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=30 * 24)] = 12
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
 

@@ -13,7 +13,9 @@ from schemathesis import GenerationMode, checks
 
 from zerogate.control.app import create_app
 from zerogate.control.pki_service import PkiService
+from zerogate.control.portal.web import PortalConfig
 from zerogate.core.api_tokens import Scope
+from zerogate.pki.sealing import Sealer
 from zerogate.store import tokens
 from zerogate.store.db import Database
 
@@ -53,7 +55,11 @@ def _fuzz(
 
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=str)
 def test_api_answers_within_its_schema(db: Database, mode: GenerationMode) -> None:
-    app = create_app(db, PkiService.open(db, secrets.token_bytes(32)))
+    app = create_app(
+        db,
+        PkiService.open(db, secrets.token_bytes(32)),
+        PortalConfig(sealer=Sealer(secrets.token_bytes(32), "totp")),
+    )
     with db.transaction() as session:
         _, token = tokens.issue(session, name="fuzzer", scope=Scope.ADMIN, actor="test")
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)

@@ -118,6 +118,7 @@ def admin(running: Running, token: str, *args: str) -> subprocess.CompletedProce
 def test_up_serves_https_and_the_printed_token_drives_the_cli(up: Running) -> None:
     assert up.token is not None, up.output
     assert _curl(up, "/readyz").stdout == '{"status":"ready"}'
+    assert re.search(r"Portal sign-in: user admin, password \S{20}", up.output)
     created = admin(
         up,
         up.token,

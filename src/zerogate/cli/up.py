@@ -23,6 +23,7 @@ def _announce(plane: bootstrap.ControlPlane) -> None:
     lines = [
         f"control plane   {url}",
         f"API docs        {url}/api/v1/docs",
+        f"login portal    {url}/portal/",
         f"health          {url}/healthz",
         f"CA certificate  {plane.ca_cert}",
         f"database        {safe_url(settings.effective_database_url)}",
@@ -37,7 +38,8 @@ def _announce(plane: bootstrap.ControlPlane) -> None:
         lines += [
             f"  export ZEROGATE_TOKEN={plane.admin_token}",
             "",
-            "This admin token is shown once and stored only as a hash: keep it safe.",
+            f"Portal sign-in: user admin, password {plane.admin_password}",
+            "The token and the password are shown once and stored only as hashes: keep them safe.",
         ]
     else:
         lines += ["  export ZEROGATE_TOKEN=<your admin token>  (new one: zerogate token create)"]

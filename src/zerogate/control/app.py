@@ -7,13 +7,15 @@ Built by `create_app` from parts handed in (database, certificate authority), so
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from zerogate import __version__
 from zerogate.control import errors, health
-from zerogate.control.api import audit, inventory, pki, tokens, transfer
+from zerogate.control.api import audit, identity, inventory, pki, tokens, transfer
 from zerogate.control.deps import ApiError, known_query_only
 from zerogate.control.pki_service import PkiService
+from zerogate.control.portal import account, login
+from zerogate.control.portal.web import CsrfError, PortalConfig, render
 from zerogate.store.db import Database
 
 API_PREFIX = "/api/v1"
@@ -27,7 +29,7 @@ def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(db: Database, pki_service: PkiService) -> FastAPI:
+def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> FastAPI:
     app = FastAPI(
         title="zerogate control plane",
         version=__version__,
@@ -50,5 +52,14 @@ def create_app(db: Database, pki_service: PkiService) -> FastAPI:
     api.include_router(tokens.router())
     api.include_router(audit.router())
     api.include_router(pki.router())
+    api.include_router(identity.router())
     app.include_router(api)
+    app.include_router(login.router(db, portal, providers=[]))
+    app.include_router(account.router(db, portal))
+    app.add_exception_handler(CsrfError, _csrf_refused)
     return app
+
+
+def _csrf_refused(request: Request, _exc: Exception) -> Response:
+    text = "The form had expired or did not come from this site. Go back, reload and try again."
+    return render(request, "message.html", 403, title="Please try again", text=text)

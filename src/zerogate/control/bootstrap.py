@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -19,15 +20,18 @@ from sqlalchemy import func, select
 
 from zerogate.config import Settings
 from zerogate.control.pki_service import PkiService
+from zerogate.control.portal.web import PortalConfig
 from zerogate.core.api_tokens import Scope
 from zerogate.core.audit import AuditAction
 from zerogate.core.inventory import GroupSpec, UserSpec
 from zerogate.core.inventory.kinds import KINDS_BY_NAME
 from zerogate.pki import load_or_create_kek
-from zerogate.store import audit, tokens
+from zerogate.pki.sealing import Sealer
+from zerogate.store import audit, credentials, tokens
 from zerogate.store.db import Database, open_database
 from zerogate.store.inventory import Inventory
 from zerogate.store.models import ApiToken, utcnow
+from zerogate.store.sessions import SessionPolicy
 
 log = logging.getLogger("zerogate.bootstrap")
 
@@ -40,7 +44,9 @@ class ControlPlane:
     tls_cert: Path
     tls_key: Path
     ca_cert: Path
+    portal: PortalConfig
     admin_token: str | None  # set only on the start that created it
+    admin_password: str | None  # likewise
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -87,8 +93,9 @@ def _ensure_tls(settings: Settings, pki: PkiService) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _first_admin(db: Database) -> str | None:
-    """Create the first admin and its token, unless any token was ever created."""
+def _first_admin(db: Database) -> tuple[str, str] | None:
+    """Create the first admin (with a one-time password) and an admin API token, unless any
+    token was ever created."""
     with db.transaction() as session:
         if session.scalar(select(func.count()).select_from(ApiToken)):
             return None
@@ -100,9 +107,13 @@ def _first_admin(db: Database) -> str | None:
             KINDS_BY_NAME["user"],
             UserSpec(username="admin", display_name="First administrator", groups=["admins"]),
         )
+        admin = credentials.find_user(session, "admin")
+        assert admin is not None
+        password = secrets.token_urlsafe(15)
+        credentials.set_password(admin, password)
         _row, text = tokens.issue(session, name="bootstrap", scope=Scope.ADMIN, actor="system")
         audit.record(session, "system", AuditAction.BOOTSTRAP, "system", admin="admin")
-        return text
+        return text, password
 
 
 def start(settings: Settings) -> ControlPlane:
@@ -118,5 +129,14 @@ def start(settings: Settings) -> ControlPlane:
     if not ca_cert.exists() or ca_cert.read_bytes() != pki.ca.cert_pem:
         ca_cert.write_bytes(pki.ca.cert_pem)
     tls_cert, tls_key = _ensure_tls(settings, pki)
-    token = _first_admin(db)
-    return ControlPlane(settings, db, pki, tls_cert, tls_key, ca_cert, token)
+    first = _first_admin(db)
+    portal = PortalConfig(
+        sealer=Sealer(kek, "totp"),
+        session_policy=SessionPolicy(
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            absolute=timedelta(hours=settings.session_max_hours),
+        ),
+        mfa_required_for_everyone=settings.mfa_required_for_everyone,
+    )
+    token, password = (first[0], first[1]) if first is not None else (None, None)
+    return ControlPlane(settings, db, pki, tls_cert, tls_key, ca_cert, portal, token, password)

@@ -14,7 +14,7 @@ from zerogate.control.bootstrap import ControlPlane
 def build_server(plane: ControlPlane) -> uvicorn.Server:
     settings = plane.settings
     config = uvicorn.Config(
-        create_app(plane.db, plane.pki),
+        create_app(plane.db, plane.pki, plane.portal),
         host=settings.listen_host,
         port=settings.control_port,
         ssl_certfile=str(plane.tls_cert),

@@ -95,6 +95,7 @@ class Group(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(String(500), default="")
+    mfa_required: Mapped[bool] = mapped_column(Boolean, default=False)
     members: Mapped[list[User]] = relationship(
         secondary=group_members, back_populates="groups", passive_deletes=True
     )
@@ -116,6 +117,12 @@ class User(Timestamped, Base):
         ForeignKey("offices.id", ondelete="RESTRICT"), index=True
     )
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    mfa_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Credentials: never part of the inventory document, never exported.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    totp_secret_sealed: Mapped[str | None] = mapped_column(Text)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    totp_last_counter: Mapped[int | None] = mapped_column(BigInteger)
     department: Mapped[Department | None] = relationship(lazy="joined")
     office: Mapped[Office | None] = relationship(lazy="joined")
     groups: Mapped[list[Group]] = relationship(
@@ -188,10 +195,19 @@ class Device(Timestamped, Base):
 
 
 class Session(Base):
-    """A login: revocable server-side record behind every cookie and access token."""
+    """A login: revocable server-side record behind every cookie and access token.
+
+    `id` is the SHA-256 of the cookie's secret, so a database dump holds no usable session;
+    `handle` is the public name people and the API use to revoke one.
+    """
 
     __tablename__ = "sessions"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    handle: Mapped[str] = mapped_column(String(32), unique=True)
+    auth_time: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    mfa_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    provider: Mapped[str] = mapped_column(String(64), default="local")
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -277,3 +293,56 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class RecoveryCode(Base):
+    """One-time codes for a lost second factor; only their SHA-256 is kept."""
+
+    __tablename__ = "recovery_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LoginThrottle(Base):
+    """Failure counters per account name and per source address (see core.identity.throttle)."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LoginFlow(Base):
+    """A login under way (second factor due, enrollment, SSO round trip), keyed like sessions."""
+
+    __tablename__ = "login_flows"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class SigningKeyRecord(Base):
+    """Token signing keys; the private key only sealed with the key-encryption key."""
+
+    __tablename__ = "signing_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_key_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebAuthnCredential(Base):
+    __tablename__ = "webauthn_credentials"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[str] = mapped_column(String(1024), unique=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -76,6 +76,7 @@ class OfficeSpec(Spec):
 class GroupSpec(Spec):
     name: Name
     description: Text = ""
+    mfa_required: StrictBool = False  # every member must use a second factor
 
 
 class ConnectorGroupSpec(Spec):
@@ -114,6 +115,7 @@ class UserSpec(Spec):
     office: Name | None = None
     groups: Annotated[list[Name], Field(max_length=1000)] = []
     disabled: StrictBool = False
+    mfa_required: StrictBool = False
 
     @model_validator(mode="after")
     def _groups_unique(self) -> Self:

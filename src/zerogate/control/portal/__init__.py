@@ -1,0 +1,1 @@
+"""The login portal: sign-in (password, second factor, SSO), sessions, account page."""

@@ -1,0 +1,1 @@
+"""Identity rules: passwords, throttling, redirects, claim mapping — pure, no I/O."""
