@@ -46,11 +46,12 @@ def db_session(db: Annotated[Database, Depends(database)]) -> Iterator[Session]:
 _bearer = HTTPBearer(auto_error=False, description="an admin API token: zgt_<id>_<secret>")
 
 
-def caller(
+def authenticated(
     request: Request,
     db: Annotated[Database, Depends(database)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
+    """Any valid token, whatever its scope; routes narrow it down with `caller` or `scim`."""
     source = request.client.host if request.client else "unknown"
     if credentials is None:
         raise ApiError(401, "missing bearer token")
@@ -64,6 +65,19 @@ def caller(
     if row is None:
         raise ApiError(401, "invalid, expired or revoked token")
     return Caller(actor=f"token:{row.name}:{row.id}", scope=Scope(row.scope))
+
+
+def caller(who: Annotated[Caller, Depends(authenticated)]) -> Caller:
+    """A caller of the admin API: admin or auditor tokens (SCIM tokens only provision)."""
+    if who.scope is Scope.SCIM:
+        raise ApiError(403, "this token is for SCIM provisioning only")
+    return who
+
+
+def scim_client(who: Annotated[Caller, Depends(authenticated)]) -> Caller:
+    if who.scope is not Scope.SCIM:
+        raise ApiError(403, "SCIM needs a token with the scim scope")
+    return who
 
 
 def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:

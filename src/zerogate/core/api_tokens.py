@@ -20,6 +20,7 @@ _TOKEN_RE = re.compile(r"zgt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 class Scope(enum.StrEnum):
     ADMIN = "admin"  # read and write everything
     AUDITOR = "auditor"  # read only, the audit log included
+    SCIM = "scim"  # only the SCIM provisioning endpoints, for an identity provider
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,7 @@ class Group(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(String(500), default="")
     mfa_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    external_id: Mapped[str | None] = mapped_column(String(200), index=True)  # SCIM externalId
     members: Mapped[list[User]] = relationship(
         secondary=group_members, back_populates="groups", passive_deletes=True
     )
@@ -118,6 +119,7 @@ class User(Timestamped, Base):
     )
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     mfa_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    external_id: Mapped[str | None] = mapped_column(String(200), index=True)  # SCIM externalId
     # Credentials: never part of the inventory document, never exported.
     password_hash: Mapped[str | None] = mapped_column(String(200))
     totp_secret_sealed: Mapped[str | None] = mapped_column(Text)
