@@ -3,121 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-ZEROGATE = str(Path(sys.executable).parent / "zerogate")
-TOKEN_RE = re.compile(r"ZEROGATE_TOKEN=(zgt_\S+)")
+from zgproc import ZEROGATE, Running, admin, curl, start, stop
+
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-
-
-@dataclass
-class Running:
-    process: subprocess.Popen[str]
-    port: int
-    data_dir: Path
-    token: str | None
-    output: str
-
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.port}"
-
-    def env(self, token: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            "ZEROGATE_URL": self.url,
-            "ZEROGATE_TOKEN": token,
-            "ZEROGATE_CA_CERT": str(self.data_dir / "ca.pem"),
-            "COLUMNS": "200",
-        }
-
-
-def _start(data_dir: Path, port: int) -> Running:
-    process = subprocess.Popen(
-        [ZEROGATE, "up", "--data-dir", str(data_dir), "--control-port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert process.stdout is not None
-    output = ""
-    for line in process.stdout:  # the announcement ends with the CLI hint
-        output += line
-        if "zerogate admin app list" in line:
-            break
-    match = TOKEN_RE.search(output)
-    running = Running(process, port, data_dir, match.group(1) if match else None, output)
-    _wait_healthy(running)
-    return running
-
-
-def _curl(running: Running, path: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        "curl",
-        "-sS",
-        "--max-time",
-        "5",
-        "--cacert",
-        str(running.data_dir / "ca.pem"),
-        running.url + path,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=10)
-
-
-def _wait_healthy(running: Running) -> None:
-    deadline = time.monotonic() + 30  # generous: this bounds the wait, it measures nothing
-    while time.monotonic() < deadline:
-        if _curl(running, "/healthz").stdout == '{"status":"ok"}':
-            return
-        time.sleep(0.1)
-    running.process.kill()
-    _stop(running)
-    pytest.fail(f"zerogate up never became healthy:\n{running.output}")
-
-
-def _stop(running: Running) -> int:
-    if running.process.poll() is None:
-        running.process.send_signal(signal.SIGTERM)
-    try:
-        return running.process.wait(timeout=20)
-    finally:
-        if running.process.stdout:
-            running.process.stdout.close()
 
 
 @pytest.fixture
 def up(tmp_path: Path, port: int) -> Iterator[Running]:
-    running = _start(tmp_path / "zerogate-data", port)
+    running = start(tmp_path / "zerogate-data", port)
     yield running
-    _stop(running)
-
-
-def admin(running: Running, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [ZEROGATE, "admin", *args],
-        capture_output=True,
-        text=True,
-        env=running.env(token),
-        timeout=60,
-    )
+    stop(running)
 
 
 def test_up_serves_https_and_the_printed_token_drives_the_cli(up: Running) -> None:
     assert up.token is not None, up.output
-    assert _curl(up, "/readyz").stdout == '{"status":"ready"}'
+    assert curl(up, "/readyz").stdout == '{"status":"ready"}'
     assert re.search(r"Portal sign-in: user admin, password \S{20}", up.output)
     created = admin(
         up,
@@ -167,15 +76,15 @@ def test_second_up_reuses_the_data_directory(up: Running) -> None:
     assert up.token is not None
     ca_before = (up.data_dir / "ca.pem").read_bytes()
     admin(up, up.token, "group", "create", "eng")
-    assert _stop(up) == 0  # SIGTERM: a clean shutdown
-    again = _start(up.data_dir, up.port)
+    assert stop(up) == 0  # SIGTERM: a clean shutdown
+    again = start(up.data_dir, up.port)
     try:
         assert again.token is None  # no second bootstrap token
         assert (up.data_dir / "ca.pem").read_bytes() == ca_before
         listed = admin(again, up.token, "group", "list", "--json")
         assert sorted(g["name"] for g in json.loads(listed.stdout)) == ["admins", "eng"]
     finally:
-        _stop(again)
+        stop(again)
 
 
 def test_broken_config_names_file_line_and_key(tmp_path: Path) -> None:
