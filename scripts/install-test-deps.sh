@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the integration tests drive from Debian: PostgreSQL (server and psql).
+# Installs what the integration tests drive from Debian: PostgreSQL (server and psql), curl,
+# and Chromium for the Playwright browser tests (Playwright never downloads a browser here).
 # Idempotent: does nothing when everything is there; `apt-get update` at most once.
 set -euo pipefail
 
@@ -7,6 +8,7 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)   # Playwright drives Debian's Chromium
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -77,7 +77,9 @@ def render(request: Request, template: str, status: int = 200, **context: object
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
     )
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on our own
+    # form posts, and the Origin check could not tell them from a forged cross-site post.
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 
