@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zerogate.core.identity.passwords import check_new_password
-from zerogate.pki.sealing import Sealer
+from zerogate.core.sealing import SecretSealer
 from zerogate.store.models import Group, RecoveryCode, User
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 second recommended parameters
@@ -75,7 +75,7 @@ def _matching_counter(secret: str, code: str, now: datetime) -> int | None:
     return None
 
 
-def enable_totp(user: User, sealer: Sealer, secret: str, code: str, now: datetime) -> bool:
+def enable_totp(user: User, sealer: SecretSealer, secret: str, code: str, now: datetime) -> bool:
     counter = _matching_counter(secret, code, now)
     if counter is None:
         return False
@@ -84,7 +84,7 @@ def enable_totp(user: User, sealer: Sealer, secret: str, code: str, now: datetim
     return True
 
 
-def verify_totp(user: User, sealer: Sealer, code: str, now: datetime) -> bool:
+def verify_totp(user: User, sealer: SecretSealer, code: str, now: datetime) -> bool:
     if user.totp_secret_sealed is None:
         return False
     secret = sealer.open(user.totp_secret_sealed).decode()
