@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from zerogate.control.portal.web import PortalConfig
+from zerogate.pki.sealing import Sealer
 
 ZEROGATE = str(Path(sys.executable).parent / "zerogate")
 TOKEN_RE = re.compile(r"ZEROGATE_TOKEN=(zgt_\S+)")
@@ -110,3 +114,9 @@ def admin(running: Running, token: str, *args: str) -> subprocess.CompletedProce
         env=running.env(token),
         timeout=60,
     )
+
+
+def portal_config() -> PortalConfig:
+    """Portal settings for an in-process app, with a fresh key-encryption key."""
+    kek = secrets.token_bytes(32)
+    return PortalConfig(sealer=Sealer(kek, "totp"), signing_sealer=Sealer(kek, "token-signing"))

@@ -12,11 +12,10 @@ from fastapi.testclient import TestClient
 
 from zerogate.control.app import create_app
 from zerogate.control.pki_service import PkiService
-from zerogate.control.portal.web import PortalConfig
 from zerogate.core.api_tokens import Scope
-from zerogate.pki.sealing import Sealer
 from zerogate.store import tokens
 from zerogate.store.db import Database
+from zgproc import portal_config
 
 
 @dataclass
@@ -35,7 +34,7 @@ def bearer(token: str) -> dict[str, str]:
 @pytest.fixture
 def control(db: Database) -> Iterator[Control]:
     pki = PkiService.open(db, secrets.token_bytes(32))
-    app = create_app(db, pki, PortalConfig(sealer=Sealer(secrets.token_bytes(32), "totp")))
+    app = create_app(db, pki, portal_config())
     with db.transaction() as session:
         _, admin = tokens.issue(session, name="test-admin", scope=Scope.ADMIN, actor="test")
         _, auditor = tokens.issue(session, name="test-auditor", scope=Scope.AUDITOR, actor="test")

@@ -13,11 +13,10 @@ from schemathesis import GenerationMode, checks
 
 from zerogate.control.app import create_app
 from zerogate.control.pki_service import PkiService
-from zerogate.control.portal.web import PortalConfig
 from zerogate.core.api_tokens import Scope
-from zerogate.pki.sealing import Sealer
 from zerogate.store import tokens
 from zerogate.store.db import Database
+from zgproc import portal_config
 
 CHECKS = (
     checks.not_a_server_error,
@@ -58,7 +57,7 @@ def test_api_answers_within_its_schema(db: Database, mode: GenerationMode) -> No
     app = create_app(
         db,
         PkiService.open(db, secrets.token_bytes(32)),
-        PortalConfig(sealer=Sealer(secrets.token_bytes(32), "totp")),
+        portal_config(),
     )
     with db.transaction() as session:
         _, token = tokens.issue(session, name="fuzzer", scope=Scope.ADMIN, actor="test")

@@ -10,11 +10,10 @@ from fastapi.testclient import TestClient
 
 from zerogate.control.app import create_app
 from zerogate.control.pki_service import PkiService
-from zerogate.control.portal.web import PortalConfig
 from zerogate.core.api_tokens import Scope
-from zerogate.pki.sealing import Sealer
 from zerogate.store import tokens
 from zerogate.store.db import open_database
+from zgproc import portal_config
 
 
 @pytest.mark.timeout(120)
@@ -23,7 +22,7 @@ def test_postgresql_going_away_gives_503_not_500(pg_server: str, pg_url: str) ->
     app = create_app(
         db,
         PkiService.open(db, secrets.token_bytes(32)),
-        PortalConfig(sealer=Sealer(secrets.token_bytes(32), "totp")),
+        portal_config(),
     )
     with db.transaction() as session:
         _, token = tokens.issue(session, name="t", scope=Scope.ADMIN, actor="test")

@@ -3,6 +3,8 @@ throttling, CSRF, sessions and sign-out everywhere — each step audited."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from datetime import timedelta
 
@@ -11,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import Control  # type: ignore[import-not-found]
+from zerogate.core.tokens import TokenError, TokenRejection, TokenVerifier
 from zerogate.store.models import utcnow
 
 PASSWORD = "correct horse battery"
@@ -256,3 +259,50 @@ def test_password_policy_is_enforced(control: Control) -> None:
         c.post("/api/v1/users/nobody/password", json={"password": PASSWORD}, headers=h).status_code
         == 404
     )
+
+
+def test_session_mints_audience_bound_tokens_that_verify_across_rotation(control: Control) -> None:
+    app = {
+        "name": "grafana",
+        "kind": "http",
+        "hostname": "grafana.corp.example",
+        "target": "http://10.0.0.1:3000",
+    }
+    assert control.client.post("/api/v1/apps", json=app, headers=control.admin).status_code == 201
+    make_user(control, groups=[])
+    client = browser(control)
+    assert (
+        client.post(
+            "/portal/token", data={"audience": "grafana", "csrf": csrf_of(client)}
+        ).status_code
+        == 401
+    )
+    login(client)
+    minted = client.post(
+        "/portal/token", data={"audience": "grafana", "csrf": csrf_of(client, "/portal/account")}
+    )
+    assert minted.status_code == 200, minted.text
+    token = minted.json()["access_token"]
+    verifier = TokenVerifier(
+        client.get("/.well-known/jwks.json").json(), issuer="https://portal.test"
+    )
+    claims = verifier.verify(token, audience="grafana", now=utcnow())
+    assert claims.username == "alice" and claims.amr == ("pwd",) and claims.subject == "user:alice"
+    with pytest.raises(TokenError) as wrong:
+        verifier.verify(token, audience="wiki", now=utcnow())
+    assert wrong.value.reason is TokenRejection.WRONG_AUDIENCE
+    unknown = client.post(
+        "/portal/token", data={"audience": "nope", "csrf": csrf_of(client, "/portal/account")}
+    )
+    assert unknown.status_code == 400
+
+    rotated = control.client.post("/api/v1/signing-keys/rotate", headers=control.admin).json()[
+        "kid"
+    ]
+    after = TokenVerifier(client.get("/.well-known/jwks.json").json(), issuer="https://portal.test")
+    assert after.verify(token, audience="grafana", now=utcnow()).username == "alice"  # old key kept
+    fresh = client.post(
+        "/portal/token", data={"audience": "grafana", "csrf": csrf_of(client, "/portal/account")}
+    )
+    header = json.loads(base64.urlsafe_b64decode(fresh.json()["access_token"].split(".")[0] + "=="))
+    assert header["kid"] == rotated

@@ -15,6 +15,7 @@ from zerogate.control.api import audit, identity, inventory, pki, tokens, transf
 from zerogate.control.deps import ApiError, known_query_only
 from zerogate.control.pki_service import PkiService
 from zerogate.control.portal import account, login
+from zerogate.control.portal import tokens as token_endpoints
 from zerogate.control.portal.web import CsrfError, PortalConfig, render
 from zerogate.store.db import Database
 
@@ -40,6 +41,7 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
     )
     app.state.db = db
     app.state.pki = pki_service
+    app.state.portal = portal
     metrics = health.Metrics()
     health.install_metrics(app, metrics)
     errors.install(app)
@@ -56,6 +58,7 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
     app.include_router(api)
     app.include_router(login.router(db, portal, providers=[]))
     app.include_router(account.router(db, portal))
+    app.include_router(token_endpoints.router(db, portal))
     app.add_exception_handler(CsrfError, _csrf_refused)
     return app
 

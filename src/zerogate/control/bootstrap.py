@@ -132,6 +132,7 @@ def start(settings: Settings) -> ControlPlane:
     first = _first_admin(db)
     portal = PortalConfig(
         sealer=Sealer(kek, "totp"),
+        signing_sealer=Sealer(kek, "token-signing"),
         session_policy=SessionPolicy(
             idle=timedelta(minutes=settings.session_idle_minutes),
             absolute=timedelta(hours=settings.session_max_hours),

@@ -51,6 +51,7 @@ class AuditAction(enum.StrEnum):
     SESSION_REVOKE = "session.revoke"
     LOGOUT = "session.logout"
     LOGOUT_EVERYWHERE = "session.logout_everywhere"
+    SIGNING_KEY_ROTATE = "token.signing_key_rotate"
 
 
 class Outcome(enum.StrEnum):

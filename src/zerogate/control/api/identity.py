@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from zerogate.control.deps import AdminCaller, AnyCaller, DbSession
@@ -14,7 +14,7 @@ from zerogate.core.audit import AuditAction
 from zerogate.core.identity.passwords import PasswordRejected
 from zerogate.core.inventory.document import Problem
 from zerogate.core.inventory.names import USERNAME_PATTERN
-from zerogate.store import audit, credentials, sessions
+from zerogate.store import audit, credentials, sessions, signing_keys
 from zerogate.store.errors import Invalid, NotFound
 from zerogate.store.models import Session, User, utcnow
 
@@ -36,6 +36,10 @@ class SessionOut(BaseModel):
     provider: str
     source_address: str
     user_agent: str
+
+
+class RotatedKey(BaseModel):
+    kid: str
 
 
 class Revoked(BaseModel):
@@ -75,6 +79,15 @@ def router() -> APIRouter:
             raise Invalid([Problem(("password",), str(exc))]) from None
         audit.record(session, who.actor, AuditAction.PASSWORD_SET, f"user/{username}")
         return Response(status_code=204)
+
+    @api.post("/signing-keys/rotate", response_model=RotatedKey, operation_id="rotate_signing_key")
+    def rotate_signing_key(
+        request: Request, who: AdminCaller, session: DbSession
+    ) -> dict[str, str]:
+        sealer = request.app.state.portal.signing_sealer
+        key = signing_keys.rotate(session, sealer, utcnow())
+        audit.record(session, who.actor, AuditAction.SIGNING_KEY_ROTATE, f"signing-key/{key.kid}")
+        return {"kid": key.kid}
 
     @api.get("/sessions", response_model=list[SessionOut], operation_id="list_sessions")
     def list_sessions(

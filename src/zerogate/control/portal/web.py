@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from zerogate.pki.sealing import Sealer
+from zerogate.core.sealing import SecretSealer
 from zerogate.store.sessions import SessionPolicy
 
 SESSION_COOKIE = "zg_session"
@@ -33,7 +33,8 @@ _templates = Environment(
 
 @dataclass(frozen=True, slots=True)
 class PortalConfig:
-    sealer: Sealer  # opens TOTP seeds
+    sealer: SecretSealer  # opens TOTP seeds
+    signing_sealer: SecretSealer  # opens token signing keys
     session_policy: SessionPolicy = field(default_factory=SessionPolicy)
     mfa_required_for_everyone: bool = False
 
