@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from zerogate import __version__
-from zerogate.control import errors, health
+from zerogate.control import errors, health, scim
 from zerogate.control.api import audit, identity, inventory, pki, tokens, transfer
 from zerogate.control.deps import ApiError, known_query_only
 from zerogate.control.pki_service import PkiService
-from zerogate.control.portal import account, login
+from zerogate.control.portal import account, login, passkeys
 from zerogate.control.portal import tokens as token_endpoints
 from zerogate.control.portal.web import CsrfError, PortalConfig, render
 from zerogate.store.db import Database
@@ -46,6 +46,7 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
     health.install_metrics(app, metrics)
     errors.install(app)
     app.add_exception_handler(ApiError, _api_error)
+    scim.install_handlers(app)  # SCIM routes answer in RFC 7644's error shape, not the API's
 
     app.include_router(health.router(db, metrics))
     api = APIRouter(prefix=API_PREFIX)
@@ -58,6 +59,8 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
     app.include_router(api)
     app.include_router(login.router(db, portal, providers=[]))
     app.include_router(account.router(db, portal))
+    app.include_router(scim.router())
+    app.include_router(passkeys.router(db, portal))
     app.include_router(token_endpoints.router(db, portal))
     app.add_exception_handler(CsrfError, _csrf_refused)
     return app
