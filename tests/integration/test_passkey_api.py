@@ -16,10 +16,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
-from test_portal import csrf_of, events, login, make_user  # type: ignore[import-not-found]
 from webauthn.helpers import bytes_to_base64url, encode_cbor
 
 from conftest import Control  # type: ignore[import-not-found]
+from portalkit import csrf_of, events, login, make_user
 from zerogate.control.portal.passkeys import NOT_ACCEPTED
 from zerogate.store import credentials
 

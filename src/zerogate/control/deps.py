@@ -12,10 +12,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from zerogate.core.api_tokens import Scope
-from zerogate.store import tokens
+from zerogate.core.api_tokens import Scope, parse_token
+from zerogate.core.tokens import TokenError, TokenVerifier, jwks
+from zerogate.store import sessions, signing_keys, tokens
 from zerogate.store.db import Database
 from zerogate.store.models import utcnow
+
+CONTROL_AUDIENCE = "zerogate-control"  # the audience of access tokens for this API
 
 
 class ApiError(Exception):
@@ -51,13 +54,21 @@ def authenticated(
     db: Annotated[Database, Depends(database)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    """Any valid token, whatever its scope; routes narrow it down with `caller` or `scim`."""
+    """Any valid token, whatever its scope; routes narrow it down with `caller` or `scim`.
+
+    Two kinds are accepted: admin API tokens (`zgt_…`), and a signed-in person's access
+    token for the audience `zerogate-control` (members of `admins` act as admins, of
+    `auditors` as auditors). Every rejection is audited with its reason.
+    """
     source = request.client.host if request.client else "unknown"
     if credentials is None:
         raise ApiError(401, "missing bearer token")
+    text = credentials.credentials
+    if parse_token(text) is None and text.count(".") == 2:
+        return _person(request, db, text, source)
     # Its own transaction: a rejection is audited even though the request itself fails.
     with db.transaction() as session:
-        row = tokens.authenticate(session, credentials.credentials, utcnow())
+        row = tokens.authenticate(session, text, utcnow())
         if row is None:
             tokens.reject(session, "invalid, expired or revoked token", source)
         else:
@@ -65,6 +76,31 @@ def authenticated(
     if row is None:
         raise ApiError(401, "invalid, expired or revoked token")
     return Caller(actor=f"token:{row.name}:{row.id}", scope=Scope(row.scope))
+
+
+def _person(request: Request, db: Database, token: str, source: str) -> Caller:
+    portal = request.app.state.portal
+    now = utcnow()
+    refusal, claims = None, None
+    # The refusal is raised after the transaction commits, so its audit event is kept.
+    with db.transaction() as session:
+        keys = signing_keys.published(session, portal.signing_sealer, now)
+        verifier = TokenVerifier(jwks(keys), issuer=f"https://{request.url.netloc}")
+        try:
+            claims = verifier.verify(token, audience=CONTROL_AUDIENCE, now=now)
+        except TokenError as exc:
+            refusal = str(exc.reason)
+        if claims is not None and sessions.by_handle(session, claims.session_id, now) is None:
+            refusal = "session_ended"
+        if refusal is not None:
+            tokens.reject(session, refusal, source)
+    if refusal is not None or claims is None:
+        raise ApiError(401, f"access token refused: {refusal}")
+    groups = set(claims.groups)
+    scope = Scope.ADMIN if "admins" in groups else Scope.AUDITOR if "auditors" in groups else None
+    if scope is None:
+        raise ApiError(403, "only members of the admins or auditors groups may use the admin API")
+    return Caller(actor=f"user:{claims.username}:{claims.session_id}", scope=scope)
 
 
 def caller(who: Annotated[Caller, Depends(authenticated)]) -> Caller:

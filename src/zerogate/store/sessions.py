@@ -82,6 +82,14 @@ def lookup(
     return row, user
 
 
+def by_handle(db: Db, handle: str, now: datetime) -> Session | None:
+    """A live session by its public handle (for tokens, which carry the handle as `zg_sid`)."""
+    row = db.scalars(select(Session).where(Session.handle == handle)).first()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    return row
+
+
 def for_user(db: Db, user_id: int, now: datetime) -> Sequence[Session]:
     return db.scalars(
         select(Session)

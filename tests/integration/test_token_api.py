@@ -1,0 +1,130 @@
+"""A person's access token on the admin API: admins act, others are refused, and every
+forged, stretched or misdirected token is refused with its reason in the audit log."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from conftest import Control  # type: ignore[import-not-found]
+from portalkit import browser, csrf_of, events, login, make_user
+from zerogate.core.tokens import AccessClaims, issue_access_token, new_signing_key, new_token_id
+from zerogate.store.models import utcnow
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _mint(client: TestClient, audience: str = "zerogate-control") -> str:
+    response = client.post(
+        "/portal/token", data={"audience": audience, "csrf": csrf_of(client, "/portal/account")}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def _signed_in(control: Control, username: str, groups: list[str]) -> TestClient:
+    make_user(control, username, groups=groups)
+    client = browser(control)
+    login(client, username)
+    return client
+
+
+def _api(control: Control) -> TestClient:
+    """The admin API on the portal's host: tokens name it as their issuer."""
+    return TestClient(control.app, base_url="https://portal.test")
+
+
+def _call(control: Control, token: str) -> int:
+    return (
+        _api(control).get("/api/v1/apps", headers={"Authorization": f"Bearer {token}"}).status_code
+    )
+
+
+def test_admins_use_their_access_token_and_others_are_refused(control: Control) -> None:
+    control.client.post("/api/v1/groups", json={"name": "admins"}, headers=control.admin)
+    admin = _signed_in(control, "alice", ["admins"])
+    token = _mint(admin)
+    created = _api(control).post(
+        "/api/v1/groups", json={"name": "eng"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert created.status_code == 201
+    actor = events(control, "inventory.create")[0]["actor"]
+    assert str(actor).startswith("user:alice:")
+    plain = _signed_in(control, "bob", [])
+    assert _call(control, _mint(plain)) == 403
+    admin.post("/portal/logout", data={"csrf": csrf_of(admin, "/portal/account")})
+    assert _call(control, token) == 401  # the session behind the token has ended
+
+
+def test_attacks_are_refused_and_audited_with_their_reason(control: Control) -> None:
+    control.client.post("/api/v1/groups", json={"name": "admins"}, headers=control.admin)
+    control.client.post(
+        "/api/v1/apps",
+        json={
+            "name": "wiki",
+            "kind": "http",
+            "hostname": "wiki.corp.example",
+            "target": "http://10.0.0.2",
+        },
+        headers=control.admin,
+    )
+    client = _signed_in(control, "alice", ["admins"])
+    good = _mint(client)
+    header, payload, signature = good.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    jwks = client.get("/.well-known/jwks.json").json()
+
+    forged_payload = _b64(json.dumps({**claims, "zg_user": "mallory"}).encode())
+    none_header = _b64(
+        json.dumps({"alg": "none", "typ": "at+jwt", "kid": jwks["keys"][0]["kid"]}).encode()
+    )
+    hs_header = _b64(
+        json.dumps({"alg": "HS256", "typ": "at+jwt", "kid": jwks["keys"][0]["kid"]}).encode()
+    )
+    hs_input = f"{hs_header}.{payload}".encode()
+    hs_token = f"{hs_header}.{payload}.{_b64(hmac.new(json.dumps(jwks['keys'][0]).encode(), hs_input, hashlib.sha256).digest())}"
+    now = utcnow()
+    stranger = new_signing_key(now)
+    foreign = issue_access_token(
+        stranger,
+        AccessClaims(
+            issuer="https://portal.test",
+            subject="user:alice",
+            audience="zerogate-control",
+            session_id="0" * 16,
+            principal_kind="person",
+            username="alice",
+            groups=("admins",),
+            auth_time=now,
+            mfa_time=None,
+            amr=("pwd",),
+            issued_at=now - timedelta(hours=2),
+            expires_at=now - timedelta(hours=1),
+            token_id=new_token_id(),
+            cnf_x5t_s256=None,
+        ),
+    )
+    attacks = {
+        "bad_signature": f"{header}.{forged_payload}.{signature}",
+        "bad_algorithm": f"{none_header}.{payload}.",
+        "unknown_key": foreign,
+        "wrong_audience": _mint(client, "wiki"),
+    }
+    for expected, token in attacks.items():
+        response = _api(control).get("/api/v1/apps", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401 and expected in response.json()["detail"], (
+            expected,
+            response.text,
+        )
+    hs = _api(control).get("/api/v1/apps", headers={"Authorization": f"Bearer {hs_token}"})
+    assert hs.status_code == 401 and "bad_algorithm" in hs.json()["detail"]
+    reasons = [e["details"]["reason"] for e in events(control, "token.rejected")]  # type: ignore[index]
+    assert sorted(reasons) == sorted([*attacks, "bad_algorithm"])
+    assert _call(control, good) == 200  # the real token still works
