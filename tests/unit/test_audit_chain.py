@@ -274,6 +274,22 @@ def test_action_codes_are_stable() -> None:
         "CERT_REVOKE": "pki.revoke",
         "CA_CREATE": "pki.ca_create",
         "BOOTSTRAP": "system.bootstrap",
+        "LOGIN_SUCCESS": "login.success",
+        "LOGIN_FAILURE": "login.failure",
+        "LOGIN_THROTTLED": "login.throttled",
+        "MFA_SUCCESS": "login.mfa.success",
+        "MFA_FAILURE": "login.mfa.failure",
+        "RECOVERY_CODE_USED": "login.recovery_code",
+        "SSO_SUCCESS": "login.sso.success",
+        "SSO_FAILURE": "login.sso.failure",
+        "MFA_ENROLL": "credential.mfa_enroll",
+        "MFA_DISABLE": "credential.mfa_disable",
+        "PASSWORD_SET": "credential.password_set",
+        "SESSION_CREATE": "session.create",
+        "SESSION_REVOKE": "session.revoke",
+        "LOGOUT": "session.logout",
+        "LOGOUT_EVERYWHERE": "session.logout_everywhere",
+        "SIGNING_KEY_ROTATE": "token.signing_key_rotate",
     }
 
 

@@ -270,7 +270,7 @@ _VALID: dict[type[BaseModel], dict[str, Any]] = {
     AppSpec: http_app(connector_group="cg", tags=["t"], owner="text", description="text"),
     DeviceSpec: {"name": "dev", "user": "u", "serial": "text", "description": "text"},
 }
-_NOT_FREE_STRINGS = {"kind", "mode", "status", "disabled", "os_family"}
+_NOT_FREE_STRINGS = {"kind", "mode", "status", "disabled", "mfa_required", "os_family"}
 _STRING_FIELDS = [
     (spec, field)
     for spec in _VALID
