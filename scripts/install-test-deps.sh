@@ -9,8 +9,17 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # Playwright drives Debian's Chromium
+command -v npm >/dev/null 2>&1 || need+=(npm)             # runs the real OIDC provider
+
+install_oidc_provider() {
+  # The real OIDC provider (npm oidc-provider on Node 22) for the SSO tests; idempotent.
+  if command -v npm >/dev/null 2>&1; then
+    "$(dirname "$0")/install-oidc-provider.sh"
+  fi
+}
 
 if [ ${#need[@]} -eq 0 ]; then
+  install_oidc_provider
   exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -21,3 +30,4 @@ echo "install-test-deps: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+install_oidc_provider

@@ -52,9 +52,9 @@ class Running:
         }
 
 
-def start(data_dir: Path, port: int) -> Running:
+def start(data_dir: Path, port: int, *extra: str) -> Running:
     process = subprocess.Popen(
-        [ZEROGATE, "up", "--data-dir", str(data_dir), "--control-port", str(port)],
+        [ZEROGATE, "up", "--data-dir", str(data_dir), "--control-port", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -40,6 +40,34 @@ ENV_PREFIX = "ZEROGATE_"
 _HOST_RE = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9*]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+\Z")
 
 
+class OidcRuleSettings(BaseModel):
+    """`[[oidc_providers.rules]]`: when a claim matches, add groups / set department, office."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    claim: str
+    equals: str | None = None
+    suffix: str | None = None
+    add_groups: tuple[str, ...] = ()
+    department: str | None = None
+    office: str | None = None
+
+
+class OidcProviderSettings(BaseModel):
+    """`[[oidc_providers]]`: one single sign-on provider (any OpenID Connect issuer)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    display_name: str = Field(min_length=1, max_length=64)
+    issuer: str
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scopes: tuple[str, ...] = ("openid", "email", "profile", "groups")
+    rules: tuple[OidcRuleSettings, ...] = ()
+    clock_skew_seconds: int = Field(default=60, ge=0, le=600)
+    # The provider's group claim copied into same-named zerogate groups (admins included!).
+    copy_groups_claim: str | None = None
+
+
 class Settings(BaseModel):
     """Validated settings; frozen so no component can change them behind another's back."""
 
@@ -62,6 +90,7 @@ class Settings(BaseModel):
         int, BeforeValidator(_not_bool), Field(ge=1, le=7 * 24 * 60)
     ] = 60
     session_max_hours: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=30 * 24)] = 12
+    oidc_providers: tuple[OidcProviderSettings, ...] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
 

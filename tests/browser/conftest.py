@@ -34,7 +34,9 @@ def up(tmp_path: Path, port: int) -> Iterator[Running]:
     stop(running)
 
 
-@pytest.fixture(scope="session")
+# Module scope: sync_playwright keeps an event loop running while open, which would break
+# async tests in other modules that run after it.
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         pytest.skip(

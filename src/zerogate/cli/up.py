@@ -61,7 +61,7 @@ def up(
     logs.setup(settings.log_level, settings.log_format)
     try:
         plane = bootstrap.start(settings)
-    except (DatabaseError, PkiError, OSError) as exc:
+    except (DatabaseError, PkiError, OSError, ValueError) as exc:
         err.print(f"[red]cannot start:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
     _announce(plane)

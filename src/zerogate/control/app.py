@@ -14,7 +14,7 @@ from zerogate.control import errors, health, scim
 from zerogate.control.api import audit, identity, inventory, pki, tokens, transfer
 from zerogate.control.deps import ApiError, known_query_only
 from zerogate.control.pki_service import PkiService
-from zerogate.control.portal import account, login, passkeys
+from zerogate.control.portal import account, login, passkeys, sso
 from zerogate.control.portal import tokens as token_endpoints
 from zerogate.control.portal.web import CsrfError, PortalConfig, render
 from zerogate.store.db import Database
@@ -37,7 +37,6 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
-        dependencies=[Depends(known_query_only)],
     )
     app.state.db = db
     app.state.pki = pki_service
@@ -49,7 +48,9 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
     scim.install_handlers(app)  # SCIM routes answer in RFC 7644's error shape, not the API's
 
     app.include_router(health.router(db, metrics))
-    api = APIRouter(prefix=API_PREFIX)
+    # Strict query strings for the API only: the portal's SSO callback receives whatever
+    # parameters the identity provider adds.
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query_only)])
     api.include_router(inventory.router())
     api.include_router(transfer.router())
     api.include_router(tokens.router())
@@ -57,7 +58,8 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
     api.include_router(pki.router())
     api.include_router(identity.router())
     app.include_router(api)
-    app.include_router(login.router(db, portal, providers=[]))
+    app.include_router(login.router(db, portal, providers=[c.config for c in portal.sso.values()]))
+    app.include_router(sso.router(db, portal, dict(portal.sso)))
     app.include_router(account.router(db, portal))
     app.include_router(scim.router())
     app.include_router(passkeys.router(db, portal))

@@ -18,11 +18,13 @@ from pathlib import Path
 from cryptography import x509
 from sqlalchemy import func, select
 
-from zerogate.config import Settings
+from zerogate.config import OidcProviderSettings, Settings
 from zerogate.control.pki_service import PkiService
+from zerogate.control.portal.oidc import OidcClient, OidcProviderConfig
 from zerogate.control.portal.web import PortalConfig
 from zerogate.core.api_tokens import Scope
 from zerogate.core.audit import AuditAction
+from zerogate.core.identity.claim_mapping import ClaimRule
 from zerogate.core.inventory import GroupSpec, UserSpec
 from zerogate.core.inventory.kinds import KINDS_BY_NAME
 from zerogate.pki import load_or_create_kek
@@ -116,6 +118,31 @@ def _first_admin(db: Database) -> tuple[str, str] | None:
         return text, password
 
 
+def _provider_config(provider: OidcProviderSettings) -> OidcProviderConfig:
+    rules = tuple(
+        ClaimRule(
+            claim=rule.claim,
+            equals=rule.equals,
+            suffix=rule.suffix,
+            add_groups=rule.add_groups,
+            department=rule.department,
+            office=rule.office,
+        )
+        for rule in provider.rules
+    )
+    return OidcProviderConfig(
+        name=provider.name,
+        display_name=provider.display_name,
+        issuer=provider.issuer,
+        client_id=provider.client_id,
+        client_secret=provider.client_secret.get_secret_value(),
+        scopes=provider.scopes,
+        rules=rules,
+        clock_skew=timedelta(seconds=provider.clock_skew_seconds),
+        copy_groups_claim=provider.copy_groups_claim,
+    )
+
+
 def start(settings: Settings) -> ControlPlane:
     """Open (or create) everything a control plane needs from its data directory."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -138,6 +165,7 @@ def start(settings: Settings) -> ControlPlane:
             absolute=timedelta(hours=settings.session_max_hours),
         ),
         mfa_required_for_everyone=settings.mfa_required_for_everyone,
+        sso={p.name: OidcClient(_provider_config(p)) for p in settings.oidc_providers},
     )
     token, password = (first[0], first[1]) if first is not None else (None, None)
     return ControlPlane(settings, db, pki, tls_cert, tls_key, ca_cert, portal, token, password)

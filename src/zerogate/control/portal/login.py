@@ -10,6 +10,7 @@ is audited with the source address and user agent.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -89,7 +90,21 @@ def finish_login(
     return response
 
 
-def router(db_factory: Database, config: web.PortalConfig, providers: list[object]) -> APIRouter:
+def start_flow_response(
+    db: Db, user: User, kind: str, where: str, next_url: str, now: datetime, **data: object
+) -> Response:
+    """Begin a login flow (a second factor due, an enrollment) and send the browser to it."""
+    secret = sessions.start_flow(
+        db, kind, user_id=user.id, data={"next": next_url, **data}, now=now, ttl=FLOW_TTL
+    )
+    response = RedirectResponse(where, status_code=303)
+    web.set_flow_cookie(response, secret)
+    return response
+
+
+def router(
+    db_factory: Database, config: web.PortalConfig, providers: Sequence[object]
+) -> APIRouter:
     api = APIRouter(prefix="/portal", include_in_schema=False)
 
     @api.get("/login")
@@ -153,23 +168,13 @@ def router(db_factory: Database, config: web.PortalConfig, providers: list[objec
             throttle.clear(db, keys[0])
             audit_event(db, request, AuditAction.LOGIN_SUCCESS, user.username, method="password")
             if user.totp_enabled_at is not None:
-                return _to_flow(db, user, "mfa", "/portal/login/mfa", next, now)
+                return start_flow_response(db, user, "mfa", "/portal/login/mfa", next, now)
             if credentials.mfa_required(user, config.mfa_required_for_everyone):
                 secret = credentials.new_totp_secret()
-                return _to_flow(
+                return start_flow_response(
                     db, user, "enroll", "/portal/login/enroll", next, now, totp_secret=secret
                 )
             return finish_login(db, request, config, user, ["pwd"], next)
-
-    def _to_flow(
-        db: Db, user: User, kind: str, where: str, next_url: str, now: datetime, **data: object
-    ) -> Response:
-        secret = sessions.start_flow(
-            db, kind, user_id=user.id, data={"next": next_url, **data}, now=now, ttl=FLOW_TTL
-        )
-        response = RedirectResponse(where, status_code=303)
-        web.set_flow_cookie(response, secret)
-        return response
 
     @api.get("/login/mfa")
     def mfa_page(request: Request) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from zerogate.control.portal.oidc import OidcClient
 from zerogate.core.sealing import SecretSealer
 from zerogate.store.sessions import SessionPolicy
 
@@ -37,6 +39,8 @@ class PortalConfig:
     signing_sealer: SecretSealer  # opens token signing keys
     session_policy: SessionPolicy = field(default_factory=SessionPolicy)
     mfa_required_for_everyone: bool = False
+    # Single sign-on: one relying party per configured provider, by its URL name.
+    sso: Mapping[str, OidcClient] = field(default_factory=dict)
 
 
 class CsrfError(Exception):
