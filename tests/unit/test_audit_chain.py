@@ -290,6 +290,8 @@ def test_action_codes_are_stable() -> None:
         "LOGOUT": "session.logout",
         "LOGOUT_EVERYWHERE": "session.logout_everywhere",
         "SIGNING_KEY_ROTATE": "token.signing_key_rotate",
+        "DEVICE_APPROVE": "login.device.approve",
+        "DEVICE_DENY": "login.device.deny",
     }
 
 

@@ -14,7 +14,7 @@ from zerogate.control import errors, health, scim
 from zerogate.control.api import audit, identity, inventory, pki, tokens, transfer
 from zerogate.control.deps import ApiError, known_query_only
 from zerogate.control.pki_service import PkiService
-from zerogate.control.portal import account, login, passkeys, sso
+from zerogate.control.portal import account, device, login, passkeys, sso
 from zerogate.control.portal import tokens as token_endpoints
 from zerogate.control.portal.web import CsrfError, PortalConfig, render
 from zerogate.store.db import Database
@@ -60,6 +60,7 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
     app.include_router(api)
     app.include_router(login.router(db, portal, providers=[c.config for c in portal.sso.values()]))
     app.include_router(sso.router(db, portal, dict(portal.sso)))
+    app.include_router(device.router(db, portal))
     app.include_router(account.router(db, portal))
     app.include_router(scim.router())
     app.include_router(passkeys.router(db, portal))

@@ -52,6 +52,8 @@ class AuditAction(enum.StrEnum):
     LOGOUT = "session.logout"
     LOGOUT_EVERYWHERE = "session.logout_everywhere"
     SIGNING_KEY_ROTATE = "token.signing_key_rotate"
+    DEVICE_APPROVE = "login.device.approve"
+    DEVICE_DENY = "login.device.deny"
 
 
 class Outcome(enum.StrEnum):

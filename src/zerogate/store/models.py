@@ -348,3 +348,21 @@ class WebAuthnCredential(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class DeviceAuthorization(Base):
+    """An RFC 8628 device login: the CLI or agent polls with the device code while its
+    person approves the short user code in a browser."""
+
+    __tablename__ = "device_authorizations"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the device code
+    user_code: Mapped[str] = mapped_column(String(16), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    interval: Mapped[int] = mapped_column(Integer, default=5)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    approved_amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    denied: Mapped[bool] = mapped_column(Boolean, default=False)
+    redeemed: Mapped[bool] = mapped_column(Boolean, default=False)
