@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -148,3 +150,60 @@ def test_import_reports_problems_by_line_then_round_trips(up: Running, tmp_path:
     assert document["apps"][0]["target"] == "pg.internal:5432"
     again = admin(up, up.token, "import", str(exported))
     assert again.returncode == 0 and "unchanged" in again.stdout
+
+
+def _portal_approve(up: Running, user_code: str) -> None:
+    """The person's side of `zerogate login`: sign in to the portal, approve the code."""
+    ctx = ssl.create_default_context(cafile=up.data_dir / "ca.pem")
+    with httpx.Client(base_url=up.url, verify=ctx, follow_redirects=False) as web:
+        form = web.get("/portal/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf and up.admin_password
+        signed = web.post(
+            "/portal/login",
+            data={"username": "admin", "password": up.admin_password, "csrf": csrf.group(1)},
+        )
+        assert signed.status_code == 303, signed.text
+        page = web.get(f"/portal/device?user_code={user_code}").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf, page
+        done = web.post(
+            "/portal/device",
+            data={"user_code": user_code, "decision": "approve", "csrf": csrf.group(1)},
+        )
+        assert done.status_code == 200, done.text
+
+
+def test_zerogate_login_device_flow_then_admin_without_a_token(up: Running, tmp_path: Path) -> None:
+    env = {**up.env("unused"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    del env["ZEROGATE_TOKEN"]
+    process = subprocess.Popen(
+        [ZEROGATE, "login"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert process.stdout is not None
+    seen, code = "", None
+    try:
+        for line in process.stdout:
+            seen += line
+            if code := re.search(r"\b([B-Z]{4}-[B-Z]{4})\b", line):
+                break
+        assert code, seen
+        _portal_approve(up, code.group(1))
+        out, errors = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    assert process.returncode == 0, errors
+    assert "Signed in" in out
+    credentials = tmp_path / "config" / "zerogate" / "credentials.json"
+    assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+    listed = subprocess.run(
+        [ZEROGATE, "admin", "group", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [g["name"] for g in json.loads(listed.stdout)] == ["admins"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +24,45 @@ class Target:
     ca_cert: Path | None
 
 
+def credentials_file() -> Path:
+    """Where `zerogate login` keeps its access token."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "zerogate" / "credentials.json"
+
+
+def saved_token(url: str, now: datetime) -> str | None:
+    """The stored access token for `url`, if there is one and it has not expired."""
+    try:
+        saved = json.loads(credentials_file().read_text())
+        expired = datetime.fromisoformat(saved["expires_at"]) <= now
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    token = saved.get("access_token")
+    if saved.get("url") != url or expired or not isinstance(token, str):
+        return None
+    return token
+
+
+def ca_from_env(ca_cert: Path | None) -> Path | None:
+    if ca_cert is None and os.environ.get("ZEROGATE_CA_CERT"):
+        ca_cert = Path(os.environ["ZEROGATE_CA_CERT"])
+    if ca_cert is None and Path("zerogate-data/ca.pem").exists():
+        ca_cert = Path("zerogate-data/ca.pem")
+    return ca_cert
+
+
 def target_from_env(url: str | None, token: str | None, ca_cert: Path | None) -> Target:
-    url = url or os.environ.get("ZEROGATE_URL") or "https://localhost:8443"
-    token = token or os.environ.get("ZEROGATE_TOKEN")
+    url = (url or os.environ.get("ZEROGATE_URL") or "https://localhost:8443").rstrip("/")
+    token = token or os.environ.get("ZEROGATE_TOKEN") or saved_token(url, datetime.now(UTC))
     if not token:
-        err.print("[red]no API token:[/red] set ZEROGATE_TOKEN or pass --token")
+        err.print("[red]not signed in:[/red] run `zerogate login`, or set ZEROGATE_TOKEN")
         raise typer.Exit(2)
-    ca = ca_cert or (
-        Path(os.environ["ZEROGATE_CA_CERT"]) if os.environ.get("ZEROGATE_CA_CERT") else None
-    )
-    if ca is None and Path("zerogate-data/ca.pem").exists():
-        ca = Path("zerogate-data/ca.pem")
-    return Target(url.rstrip("/"), token, ca)
+    return Target(url, token, ca_from_env(ca_cert))
 
 
-def _verify(ca_cert: Path | None) -> ssl.SSLContext | bool:
+def verify_setting(ca_cert: Path | None) -> ssl.SSLContext | bool:
+    """How to check the control plane's certificate: the given or configured CA, else the system's."""
+    ca_cert = ca_from_env(ca_cert)
     if ca_cert is None:
         return True
     try:
@@ -53,7 +79,7 @@ class Api:
         self.client = httpx.Client(
             base_url=f"{target.url}/api/v1",
             headers={"Authorization": f"Bearer {target.token}"},
-            verify=_verify(target.ca_cert),
+            verify=verify_setting(target.ca_cert),
             timeout=timeout,
         )
 
