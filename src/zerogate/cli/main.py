@@ -14,7 +14,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up", help="Run the control plane (and gateway) on one machine.")(up.up)
-app.command("login", help="Sign in from this terminal through the portal (device flow).")(login.login)
+app.command("login", help="Sign in from this terminal through the portal (device flow).")(
+    login.login
+)
 app.add_typer(local_tokens.app, name="token")
 app.add_typer(admin.app, name="admin")
 

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path
 
-from zerogate.control.deps import scim_client
+from zerogate.control.deps import known_query_only, scim_client
 from zerogate.control.scim import discovery, groups, users
 from zerogate.control.scim.errors import ScimError
 from zerogate.control.scim.messages import PREFIX
@@ -44,7 +44,7 @@ def router() -> APIRouter:
         prefix=PREFIX,
         route_class=ScimRoute,
         include_in_schema=False,
-        dependencies=[Depends(scim_client)],
+        dependencies=[Depends(scim_client), Depends(known_query_only)],
     )
     parts = (discovery.router(), users.router(), groups.router())
     for part in parts:
