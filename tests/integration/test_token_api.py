@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from conftest import Control  # type: ignore[import-not-found]
 from portalkit import browser, csrf_of, events, login, make_user
 from zerogate.core.tokens import AccessClaims, issue_access_token, new_signing_key, new_token_id
+from zerogate.store import signing_keys
 from zerogate.store.models import utcnow
 
 
@@ -128,3 +129,38 @@ def test_attacks_are_refused_and_audited_with_their_reason(control: Control) -> 
     reasons = [e["details"]["reason"] for e in events(control, "token.rejected")]  # type: ignore[index]
     assert sorted(reasons) == sorted([*attacks, "bad_algorithm"])
     assert _call(control, good) == 200  # the real token still works
+
+
+def test_bound_token_without_its_certificate_is_refused_and_audited(control: Control) -> None:
+    control.client.post("/api/v1/groups", json={"name": "admins"}, headers=control.admin)
+    _signed_in(control, "alice", ["admins"])
+    handle = control.client.get(
+        "/api/v1/sessions", params={"username": "alice"}, headers=control.admin
+    ).json()[0]["handle"]
+    now = utcnow()
+    with control.db.transaction() as session:
+        key = signing_keys.current(session, control.app.state.portal.signing_sealer, now)
+    bound = issue_access_token(
+        key,
+        AccessClaims(
+            issuer="https://portal.test",
+            subject="user:alice",
+            audience="zerogate-control",
+            session_id=handle,
+            principal_kind="person",
+            username="alice",
+            groups=("admins",),
+            auth_time=now,
+            mfa_time=None,
+            amr=("pwd",),
+            issued_at=now,
+            expires_at=now + timedelta(minutes=5),
+            token_id=new_token_id(),
+            cnf_x5t_s256=_b64(hashlib.sha256(b"the laptop's certificate").digest()),
+        ),
+    )
+    response = _api(control).get("/api/v1/apps", headers={"Authorization": f"Bearer {bound}"})
+    assert response.status_code == 401 and "binding_mismatch" in response.json()["detail"]
+    assert [e["details"]["reason"] for e in events(control, "token.rejected")] == [
+        "binding_mismatch"
+    ]  # type: ignore[index]
