@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from sqlalchemy import text
@@ -144,3 +145,26 @@ def test_unreachable_database_is_a_clear_error() -> None:
         open_database("postgresql+psycopg://zerogate:s3cret@127.0.0.1:1/none")
     assert "cannot open database" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+def test_concurrent_writers_extend_one_chain(db: Database) -> None:
+    """Many transactions auditing at once (as concurrent logins do) never fork the chain."""
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            for step in range(10):
+                with db.transaction() as session:
+                    audit.record(session, f"writer-{index}", "test.concurrent", f"step/{step}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    with db.transaction() as session:
+        assert audit.verify(session) is None
+        assert len(audit.query(session, limit=1000, action="test.concurrent")) == 60

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import ssl
+from collections.abc import Iterator
 
 import uvicorn
 
 from zerogate.control.app import create_app
 from zerogate.control.bootstrap import ControlPlane
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but a requested stop is a clean exit.
+
+    uvicorn re-raises SIGINT/SIGTERM once it has drained, so the process would die by the
+    signal (status -15) and a supervisor would log a crash. Here the handlers only start the
+    graceful shutdown, and are restored afterwards.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {
+            signum: signal.signal(signum, self.handle_exit)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def build_server(plane: ControlPlane) -> uvicorn.Server:
@@ -27,17 +50,11 @@ def build_server(plane: ControlPlane) -> uvicorn.Server:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def serve(plane: ControlPlane) -> None:
-    """Blocks until SIGINT or SIGTERM, then drains requests and returns (exit status 0).
-
-    uvicorn handles the signals itself and afterwards re-raises them to whatever handler
-    was there before; this no-op handler makes a requested stop a clean exit, not a kill.
-    """
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda _signum, _frame: None)
+    """Blocks until SIGINT or SIGTERM, then drains requests and returns (exit status 0)."""
     try:
         build_server(plane).run()
     finally:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from zerogate.core.audit import (
@@ -32,7 +32,19 @@ def _plain(details: Mapping[str, object]) -> dict[str, object]:
 
 
 def _head(session: Session) -> AuditHead:
-    head = session.execute(select(AuditHead).with_for_update()).scalar_one_or_none()
+    # Take the write lock before reading the tip. PostgreSQL's FOR UPDATE alone would do, but
+    # SQLite ignores it and its driver opens the transaction only at the first write: a tip
+    # read before that could be stale by the time this transaction may write, and two writers
+    # would then both claim the same sequence number. The no-op UPDATE is that first write.
+    session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=AuditHead.seq)
+        .execution_options(synchronize_session=False)
+    )
+    head = session.execute(
+        select(AuditHead).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     if head is None:
         head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
         session.add(head)
