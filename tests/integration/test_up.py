@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -14,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from zerogate.pki import generate_private_key, make_csr, private_key_pem, x5t_s256
 from zgproc import ZEROGATE, Running, admin, curl, start, stop
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -207,3 +209,51 @@ def test_zerogate_login_device_flow_then_admin_without_a_token(up: Running, tmp_
     )
     assert listed.returncode == 0, listed.stderr
     assert [g["name"] for g in json.loads(listed.stdout)] == ["admins"]
+
+
+def test_agent_device_login_gives_a_token_bound_to_its_certificate(
+    up: Running, tmp_path: Path
+) -> None:
+    """RFC 8705 over a real mutual-TLS handshake: the agent's token works only with its cert."""
+    ca = up.data_dir / "ca.pem"
+    key = generate_private_key()
+    admin_headers = {"Authorization": f"Bearer {up.token}"}
+    plain = ssl.create_default_context(cafile=ca)
+    with httpx.Client(base_url=up.url, verify=plain) as api:
+        body = {
+            "csr_pem": make_csr(key, "laptop-7").decode(),
+            "kind": "device",
+            "common_name": "laptop-7",
+        }
+        issued = api.post("/api/v1/pki/certificates", json=body, headers=admin_headers).json()
+        refused = api.post("/oauth/device_authorization", data={"client_id": "zerogate-agent"})
+        assert refused.status_code == 401  # no device certificate, no agent login
+    (tmp_path / "device.pem").write_text(issued["pem"])
+    (tmp_path / "device.key").write_bytes(private_key_pem(key))
+    mutual = ssl.create_default_context(cafile=ca)
+    mutual.load_cert_chain(tmp_path / "device.pem", tmp_path / "device.key")
+    with httpx.Client(base_url=up.url, verify=mutual) as agent:
+        grant = agent.post(
+            "/oauth/device_authorization", data={"client_id": "zerogate-agent"}
+        ).json()
+        _portal_approve(up, grant["user_code"])
+        form = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code": grant["device_code"],
+            "client_id": "zerogate-agent",
+        }
+        token = agent.post("/oauth/token", data=form).json()["access_token"]
+        payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+        assert payload["cnf"] == {"x5t#S256": x5t_s256(issued["pem"].encode())}
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert agent.get("/api/v1/apps", headers=bearer).status_code == 200
+        with httpx.Client(base_url=up.url, verify=plain) as thief:
+            stolen = thief.get("/api/v1/apps", headers=bearer)
+        assert stolen.status_code == 401 and "binding_mismatch" in stolen.json()["detail"]
+        with httpx.Client(base_url=up.url, verify=plain) as api:
+            api.post(
+                f"/api/v1/pki/certificates/{issued['serial']}/revoke",
+                json={"reason": "lost"},
+                headers=admin_headers,
+            )
+        assert agent.get("/api/v1/apps", headers=bearer).status_code == 401  # revoked device

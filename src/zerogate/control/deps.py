@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from zerogate.control.tls import client_certificate, device_thumbprint
 from zerogate.core.api_tokens import Scope, parse_token
 from zerogate.core.tokens import TokenError, TokenVerifier, jwks
 from zerogate.store import sessions, signing_keys, tokens
@@ -87,7 +88,10 @@ def _person(request: Request, db: Database, token: str, source: str) -> Caller:
         keys = signing_keys.published(session, portal.signing_sealer, now)
         verifier = TokenVerifier(jwks(keys), issuer=f"https://{request.url.netloc}")
         try:
-            claims = verifier.verify(token, audience=CONTROL_AUDIENCE, now=now)
+            presented = device_thumbprint(session, client_certificate(request), now)
+            claims = verifier.verify(
+                token, audience=CONTROL_AUDIENCE, now=now, client_cert_x5t_s256=presented
+            )
         except TokenError as exc:
             refusal = str(exc.reason)
         if claims is not None and sessions.by_handle(session, claims.session_id, now) is None:

@@ -11,6 +11,7 @@ import uvicorn
 
 from zerogate.control.app import create_app
 from zerogate.control.bootstrap import ControlPlane
+from zerogate.control.tls import ClientCertProtocol
 
 
 class _Server(uvicorn.Server):
@@ -43,8 +44,12 @@ def build_server(plane: ControlPlane) -> uvicorn.Server:
         ssl_certfile=str(plane.tls_cert),
         ssl_keyfile=str(plane.tls_key),
         ssl_version=ssl.PROTOCOL_TLS_SERVER,
+        # Client certificates are optional (browsers have none) and, when presented, must be
+        # from our CA: agents and services bind their tokens to them (RFC 8705).
+        ssl_cert_reqs=ssl.CERT_OPTIONAL,
+        ssl_ca_certs=str(plane.ca_cert),
         loop="uvloop",
-        http="httptools",
+        http=ClientCertProtocol,
         log_config=None,  # our JSON logging is already set up
         access_log=False,
         server_header=False,

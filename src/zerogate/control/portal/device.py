@@ -20,6 +20,7 @@ from zerogate.control.portal import web
 from zerogate.control.portal.account import current
 from zerogate.control.portal.login import audit_event
 from zerogate.control.portal.tokens import issuer_of
+from zerogate.control.tls import client_certificate, device_thumbprint
 from zerogate.core.audit import AuditAction, Outcome
 from zerogate.core.tokens import AccessClaims, issue_access_token, new_token_id
 from zerogate.store import device_auth, sessions, signing_keys, throttle
@@ -27,7 +28,8 @@ from zerogate.store.db import Database
 from zerogate.store.device_auth import PollResult
 from zerogate.store.models import User, utcnow
 
-CLIENTS = frozenset({"zerogate-cli", "zerogate-agent"})
+AGENT = "zerogate-agent"  # must present its device certificate; gets bound tokens
+CLIENTS = frozenset({"zerogate-cli", AGENT})
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
@@ -43,6 +45,11 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
         if client_id not in CLIENTS:
             return _oauth_error("invalid_client", 401)
         with db_factory.transaction() as db:
+            if (
+                client_id == AGENT
+                and device_thumbprint(db, client_certificate(request), utcnow()) is None
+            ):
+                return _oauth_error("invalid_client", 401)
             started = device_auth.start(db, client_id, utcnow())
         page = f"https://{request.url.netloc}/portal/device"
         return JSONResponse(
@@ -68,6 +75,10 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
             return _oauth_error("unsupported_grant_type")
         now = utcnow()
         with db_factory.transaction() as db:
+            binding = device_thumbprint(db, client_certificate(request), now)
+            if client_id == AGENT and binding is None:
+                # An agent's token is only ever issued bound to its device (RFC 8705 §3).
+                return _oauth_error("invalid_client", 401)
             result, row = device_auth.poll(db, device_code, client_id, now)
             if result is not PollResult.APPROVED or row is None or row.approved_by is None:
                 return _oauth_error(str(result))
@@ -99,7 +110,7 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
                 issued_at=now,
                 expires_at=now + signing_keys.ACCESS_TOKEN_LIFETIME,
                 token_id=new_token_id(),
-                cnf_x5t_s256=None,
+                cnf_x5t_s256=binding if client_id == AGENT else None,
             )
             access = issue_access_token(
                 signing_keys.current(db, config.signing_sealer, now), claims
