@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from zerogate.core.identity.passwords import check_new_password
 from zerogate.core.sealing import SecretSealer
-from zerogate.store.models import Group, RecoveryCode, User
+from zerogate.store.models import RecoveryCode, User
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 second recommended parameters
 _DUMMY_HASH = _hasher.hash("zerogate-timing-equaliser")
@@ -126,7 +126,3 @@ def use_recovery_code(session: Session, user: User, code: str, now: datetime) ->
             row.used_at = now
             return True
     return False
-
-
-def groups_of(session: Session, user: User) -> list[Group]:
-    return list(user.groups)
