@@ -115,7 +115,8 @@ def test_denied_unknown_and_foreign_client(control: Control) -> None:
             "client_id": "zerogate-agent",
         },
     )
-    assert stolen.json() == {"error": "expired_token"}
+    # The agent client must present its device certificate before anything else is looked at.
+    assert stolen.status_code == 401 and stolen.json() == {"error": "invalid_client"}
     bad_grant = device.post(
         "/oauth/token",
         data={"grant_type": "password", "device_code": "x", "client_id": "zerogate-cli"},
