@@ -292,6 +292,7 @@ def test_action_codes_are_stable() -> None:
         "SIGNING_KEY_ROTATE": "token.signing_key_rotate",
         "DEVICE_APPROVE": "login.device.approve",
         "DEVICE_DENY": "login.device.deny",
+        "POLICY_PUSH": "policy.push",
     }
 
 

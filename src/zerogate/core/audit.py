@@ -54,6 +54,7 @@ class AuditAction(enum.StrEnum):
     SIGNING_KEY_ROTATE = "token.signing_key_rotate"
     DEVICE_APPROVE = "login.device.approve"
     DEVICE_DENY = "login.device.deny"
+    POLICY_PUSH = "policy.push"
 
 
 class Outcome(enum.StrEnum):
