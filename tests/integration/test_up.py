@@ -257,3 +257,70 @@ def test_agent_device_login_gives_a_token_bound_to_its_certificate(
                 headers=admin_headers,
             )
         assert agent.get("/api/v1/apps", headers=bearer).status_code == 401  # revoked device
+
+
+POLICY = """\
+rules:
+  - name: admins-everything
+    who: {groups: [admins]}
+    what: {globs: ["*"]}
+"""
+
+POLICY_TESTS = """\
+- name: the admin reaches grafana
+  user: admin
+  app: grafana
+  from: 198.18.0.7
+  expect: allow
+- name: nobody else does
+  user: bob
+  app: grafana
+  expect: deny
+"""
+
+
+def test_policy_as_code_through_the_cli(up: Running, tmp_path: Path) -> None:
+    assert up.token is not None
+    admin(up, up.token, "user", "create", "bob")
+    admin(
+        up,
+        up.token,
+        "app",
+        "create",
+        "grafana",
+        "--kind",
+        "http",
+        "--hostname",
+        "grafana.zerogate.localhost",
+        "--target",
+        "http://127.0.0.1:3000",
+    )
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    (tmp_path / "policy_test.yaml").write_text(POLICY_TESTS)
+    candidate = admin(
+        up,
+        up.token,
+        "policy",
+        "test",
+        str(tmp_path / "policy_test.yaml"),
+        "--policy",
+        str(tmp_path / "policy.yaml"),
+    )
+    assert candidate.returncode == 0, candidate.stdout + candidate.stderr
+    in_force = admin(up, up.token, "policy", "test", str(tmp_path / "policy_test.yaml"))
+    assert (
+        in_force.returncode == 1 and "1 passed, 1 failed" in in_force.stdout
+    )  # nothing pushed yet
+    pushed = admin(
+        up, up.token, "policy", "push", str(tmp_path / "policy.yaml"), "-m", "admins first"
+    )
+    assert pushed.returncode == 0 and "policy version 1" in pushed.stdout
+    verdict = admin(
+        up, up.token, "policy", "check", "--user", "admin", "--app", "grafana", "--json"
+    )
+    assert json.loads(verdict.stdout)["rule"] == "admins-everything"
+    (tmp_path / "bad.yaml").write_text(POLICY.replace("admins]", "ghosts]"))
+    refused = admin(up, up.token, "policy", "push", str(tmp_path / "bad.yaml"))
+    assert refused.returncode == 1 and "source.3." in refused.stderr.replace(" ", "")
+    listed = admin(up, up.token, "policy", "list", "--json")
+    assert [v["version"] for v in json.loads(listed.stdout)] == [1]

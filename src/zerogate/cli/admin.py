@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zerogate.cli import transfer
+from zerogate.cli.admin_policy import policy_app
 from zerogate.cli.admin_tokens import audit_app, token_app
 from zerogate.cli.client import Api, target_from_env
 from zerogate.core.inventory.kinds import KINDS, Kind
@@ -171,6 +172,7 @@ for _kind in KINDS:
     app.add_typer(kind_app(_kind), name=_kind.name.replace("_", "-"))
 app.add_typer(token_app(api), name="token")
 app.add_typer(audit_app(api), name="audit")
+app.add_typer(policy_app(api), name="policy")
 
 
 @app.command(

@@ -13,14 +13,25 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from zerogate.control.deps import AdminCaller, AnyCaller, DbSession
 from zerogate.control.errors import COMMON_RESPONSES, NOT_FOUND
 from zerogate.core.inventory.document import Problem
 from zerogate.core.inventory.names import NAME_PATTERN, USERNAME_PATTERN, Text
 from zerogate.core.policy.compile import compile_policy
-from zerogate.core.policy.model import App, Decision, Mode, PrincipalKind, RequestContext
+from zerogate.core.policy.model import (
+    App,
+    Decision,
+    Effect,
+    Mode,
+    Policy,
+    PrincipalKind,
+    RequestContext,
+)
 from zerogate.core.policy.nodes import PolicyErrors
+from zerogate.core.policy.parse import parse_policy
 from zerogate.store import credentials, policies
 from zerogate.store.errors import Invalid, NotFound
 from zerogate.store.models import Application, PolicyVersion, utcnow
@@ -57,6 +68,17 @@ class CheckBody(BaseModel):
     mfa_at: AwareDatetime | None = None
 
 
+class TestCase(CheckBody):
+    name: Text = ""
+    expect: Effect
+
+
+class TestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: Annotated[str, Field(max_length=5_000_000)] | None = None  # None: the policy in force
+    cases: Annotated[list[TestCase], Field(min_length=1, max_length=10_000)]
+
+
 class ReasonOut(BaseModel):
     code: str
     text: str
@@ -71,6 +93,18 @@ class CheckOut(BaseModel):
     would_be: str | None
     would_be_rule: str | None
     monitored: bool
+
+
+class CaseResult(CheckOut):
+    name: str
+    expected: str
+    passed: bool
+
+
+class TestOut(BaseModel):
+    policy_version: int  # 0 when a candidate source was tested
+    passed: bool
+    results: list[CaseResult]
 
 
 def _version(row: PolicyVersion) -> dict[str, object]:
@@ -98,6 +132,41 @@ def _decision(version: int, decision: Decision) -> dict[str, object]:
         "would_be_rule": decision.would_be_rule,
         "monitored": decision.monitored,
     }
+
+
+def _context(session: Session, body: CheckBody) -> RequestContext:
+    """A request as the gateway would see it, from the inventory and the question asked."""
+    user = credentials.find_user(session, body.user)
+    if user is None:
+        raise NotFound("user", body.user)
+    app = session.scalars(select(Application).where(Application.name == body.app)).first()
+    if app is None:
+        raise NotFound("application", body.app)
+    now = body.at or utcnow()
+    return RequestContext(
+        user=user.username,
+        app=App(name=app.name, tags=frozenset(app.tags), mode=Mode(app.mode)),
+        now=now,
+        source_ip=body.source_ip,
+        groups=frozenset(g.name for g in user.groups),
+        department=user.department.name if user.department else None,
+        office=user.office.name if user.office else None,
+        principal=PrincipalKind.SERVICE if user.kind == "service" else PrincipalKind.USER,
+        method=body.method,
+        path=body.path,
+        mfa_time=body.mfa_at,
+        auth_time=now,
+    )
+
+
+def _policy_under_test(session: Session, source: str | None) -> tuple[int, Policy]:
+    """The policy in force, or a candidate (version 0) validated against the inventory."""
+    if source is None:
+        return policies.current_policy(session)
+    try:
+        return 0, parse_policy(source, policies.FILENAME, policies.known_names(session))
+    except PolicyErrors as exc:
+        raise _refused(exc) from None
 
 
 def router() -> APIRouter:
@@ -137,28 +206,34 @@ def router() -> APIRouter:
 
     @api.post("/check", response_model=CheckOut, operation_id="check_policy")
     def check(body: CheckBody, who: AnyCaller, session: DbSession) -> dict[str, object]:
-        user = credentials.find_user(session, body.user)
-        if user is None:
-            raise NotFound("user", body.user)
-        app = session.query(Application).filter(Application.name == body.app).first()
-        if app is None:
-            raise NotFound("application", body.app)
         number, policy = policies.current_policy(session)
-        target = App(name=app.name, tags=frozenset(app.tags), mode=Mode(app.mode))
-        context = RequestContext(
-            user=user.username,
-            app=target,
-            now=body.at or utcnow(),
-            source_ip=body.source_ip,
-            groups=frozenset(g.name for g in user.groups),
-            department=user.department.name if user.department else None,
-            office=user.office.name if user.office else None,
-            principal=PrincipalKind.SERVICE if user.kind == "service" else PrincipalKind.USER,
-            method=body.method,
-            path=body.path,
-            mfa_time=body.mfa_at,
-            auth_time=body.at or utcnow(),
-        )
-        return _decision(number, compile_policy(policy, [target]).decide(context))
+        context = _context(session, body)
+        return _decision(number, compile_policy(policy, [context.app]).decide(context))
+
+    @api.post("/test", response_model=TestOut, operation_id="test_policy")
+    def test(body: TestBody, who: AnyCaller, session: DbSession) -> dict[str, object]:
+        number, policy = _policy_under_test(session, body.source)
+        results = []
+        for index, case in enumerate(body.cases):
+            try:
+                context = _context(session, case)
+            except NotFound as exc:
+                raise Invalid([Problem(("cases", index), str(exc))]) from None
+            decision = compile_policy(policy, [context.app]).decide(context)
+            passed = str(decision.effect) == str(case.expect)
+            name = case.name or f"case {index + 1}"
+            results.append(
+                {
+                    **_decision(number, decision),
+                    "name": name,
+                    "expected": str(case.expect),
+                    "passed": passed,
+                }
+            )
+        return {
+            "policy_version": number,
+            "passed": all(r["passed"] for r in results),
+            "results": results,
+        }
 
     return api

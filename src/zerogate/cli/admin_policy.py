@@ -1,0 +1,172 @@
+"""`zerogate admin policy`: push, list, show, roll back, ask what-if, and run policy tests.
+
+Policy tests are a YAML list of expectations kept beside the policy in the admins' own
+repository, e.g.
+
+    - name: alice reaches grafana from the office
+      user: alice
+      app: grafana
+      from: 198.18.0.7
+      expect: allow
+
+`zerogate admin policy test TESTS.yaml [--policy CANDIDATE.yaml]` runs them on the control
+plane (against the candidate when given, else the policy in force) and exits 1 on a failure.
+"""
+
+# No `from __future__ import annotations`: typer reads these annotations at run time.
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from zerogate.cli.client import Api, err
+
+out = Console()
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+_CASE_KEYS = {"name", "user", "app", "from", "at", "method", "path", "mfa_at", "expect"}
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        err.print(f"[red]cannot read {path}:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _print_decision(result: dict[str, Any]) -> None:
+    colour = {"allow": "green", "deny": "red", "step_up": "yellow"}.get(result["effect"], "white")
+    rule = result["rule"] or "no rule (default deny)"
+    out.print(
+        f"[{colour}]{result['effect']}[/{colour}] by {rule} (policy version {result['policy_version']})"
+    )
+    if result.get("monitored"):
+        out.print(
+            f"  monitor mode: enforcing would {result['would_be']} ({result['would_be_rule']})"
+        )
+    for reason in result["reasons"]:
+        out.print(
+            f"  - {reason['text']}" + (f" [{reason['rule']}]" if reason["rule"] else ""),
+            highlight=False,
+        )
+
+
+def _cases(path: Path) -> list[dict[str, object]]:
+    try:
+        data = yaml.safe_load(_read(path))
+    except yaml.YAMLError as exc:
+        err.print(f"[red]{path}: invalid YAML:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if not isinstance(data, list) or not all(isinstance(case, dict) for case in data):
+        err.print(f"[red]{path}: expected a list of test cases[/red]")
+        raise typer.Exit(2)
+    cases = []
+    for index, case in enumerate(data):
+        unknown = set(case) - _CASE_KEYS
+        if unknown:
+            err.print(f"[red]{path}: case {index + 1}: unknown keys {sorted(unknown)}[/red]")
+            raise typer.Exit(2)
+        body: dict[str, object] = {key: str(value) for key, value in case.items() if key != "from"}
+        if "from" in case:
+            body["source_ip"] = str(case["from"])
+        cases.append(body)
+    return cases
+
+
+def policy_app(api: Callable[[], Api]) -> typer.Typer:
+    app = typer.Typer(help="Policy as code: versions, what-if and tests.", no_args_is_help=True)
+
+    @app.command("push", help="Validate and store FILE as the next policy version.")
+    def push(
+        file: Annotated[Path, typer.Argument(help="The policy YAML.")],
+        message: Annotated[str, typer.Option("--message", "-m", help="Why this change.")] = "",
+    ) -> None:
+        version = (
+            api()
+            .request("POST", "/policy/versions", json={"source": _read(file), "comment": message})
+            .json()
+        )
+        out.print(f"policy version {version['version']} is in force")
+
+    @app.command("list", help="Policy versions, newest first.")
+    def list_versions(as_json: JsonFlag = False) -> None:
+        rows = api().request("GET", "/policy/versions").json()
+        if as_json:
+            out.print_json(json.dumps(rows))
+            return
+        table = Table("version", "created", "author", "comment", title="policy versions")
+        for row in rows:
+            table.add_row(str(row["version"]), row["created_at"], row["author"], row["comment"])
+        out.print(table)
+
+    @app.command("show", help="One version's source, or with --diff its change.")
+    def show(
+        version: Annotated[int, typer.Argument()],
+        diff: Annotated[bool, typer.Option("--diff")] = False,
+    ) -> None:
+        row = api().request("GET", f"/policy/versions/{version}").json()
+        out.print(row["diff"] if diff else row["source"], highlight=False, markup=False)
+
+    @app.command("rollback", help="Put an older version back in force (as a new version).")
+    def rollback(version: Annotated[int, typer.Argument()]) -> None:
+        row = api().request("POST", f"/policy/versions/{version}/rollback").json()
+        out.print(f"policy version {row['version']} (= version {version}) is in force")
+
+    @app.command("check", help="What would the policy decide? (what-if)")
+    def check(
+        user: Annotated[str, typer.Option(help="Username.")],
+        app_name: Annotated[str, typer.Option("--app", help="Application name.")],
+        source: Annotated[str | None, typer.Option("--from", help="Source IP address.")] = None,
+        at: Annotated[str | None, typer.Option(help="Time, ISO 8601 with zone.")] = None,
+        method: Annotated[str | None, typer.Option(help="HTTP method.")] = None,
+        path: Annotated[str | None, typer.Option(help="HTTP path.")] = None,
+        as_json: JsonFlag = False,
+    ) -> None:
+        body = {
+            "user": user,
+            "app": app_name,
+            "source_ip": source,
+            "at": at,
+            "method": method,
+            "path": path,
+        }
+        result = (
+            api()
+            .request("POST", "/policy/check", json={k: v for k, v in body.items() if v is not None})
+            .json()
+        )
+        if as_json:
+            out.print_json(json.dumps(result))
+        else:
+            _print_decision(result)
+
+    @app.command("test", help="Run a file of expectations; exit 1 if any fails.")
+    def test(
+        tests: Annotated[Path, typer.Argument(help="YAML list of cases.")],
+        policy: Annotated[
+            Path | None, typer.Option("--policy", help="Candidate policy (default: in force).")
+        ] = None,
+    ) -> None:
+        body: dict[str, object] = {"cases": _cases(tests)}
+        if policy is not None:
+            body["source"] = _read(policy)
+        report = api().request("POST", "/policy/test", json=body).json()
+        table = Table("", "case", "expected", "got", "rule", title=f"policy tests ({tests})")
+        for result in report["results"]:
+            mark = "[green]pass[/green]" if result["passed"] else "[red]FAIL[/red]"
+            table.add_row(
+                mark, result["name"], result["expected"], result["effect"], result["rule"] or "-"
+            )
+        out.print(table)
+        failed = sum(not r["passed"] for r in report["results"])
+        out.print(f"{len(report['results']) - failed} passed, {failed} failed")
+        if failed:
+            raise typer.Exit(1)
+
+    return app
