@@ -121,3 +121,17 @@ def test_refused_push_lists_every_error_by_line_and_column(control: Control) -> 
         ).status_code
         == 422
     )
+
+
+def test_access_graph_for_a_user_and_an_app(control: Control) -> None:
+    _inventory(control)
+    c, h = control.client, control.admin
+    assert c.post("/api/v1/policy/versions", json={"source": POLICY}, headers=h).status_code == 201
+    alice = c.get("/api/v1/policy/access/users/alice", headers=control.auditor).json()
+    assert alice["apps"] == [
+        {"app": "grafana", "rules": ["eng-grafana"], "conditional": True, "monitor": False}
+    ]
+    assert c.get("/api/v1/policy/access/users/bob", headers=h).json()["apps"] == []
+    grafana = c.get("/api/v1/policy/access/apps/grafana", headers=h).json()
+    assert [(a["rule"], a["groups"]) for a in grafana["audience"]] == [("eng-grafana", ["eng"])]
+    assert c.get("/api/v1/policy/access/apps/nope", headers=h).status_code == 404

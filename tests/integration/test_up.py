@@ -324,3 +324,7 @@ def test_policy_as_code_through_the_cli(up: Running, tmp_path: Path) -> None:
     assert refused.returncode == 1 and "source.3." in refused.stderr.replace(" ", "")
     listed = admin(up, up.token, "policy", "list", "--json")
     assert [v["version"] for v in json.loads(listed.stdout)] == [1]
+    reach = admin(up, up.token, "policy", "access", "--user", "admin", "--json")
+    assert [a["app"] for a in json.loads(reach.stdout)["apps"]] == ["grafana"]
+    table = admin(up, up.token, "policy", "access", "--app", "grafana")
+    assert "admins-everything" in table.stdout and "groups:admins" in table.stdout

@@ -169,4 +169,44 @@ def policy_app(api: Callable[[], Api]) -> typer.Typer:
         if failed:
             raise typer.Exit(1)
 
+    @app.command("access", help="What a user can reach (--user), or who can reach an app (--app).")
+    def access(
+        user: Annotated[str | None, typer.Option(help="Username.")] = None,
+        app_name: Annotated[str | None, typer.Option("--app", help="Application name.")] = None,
+        as_json: JsonFlag = False,
+    ) -> None:
+        if (user is None) == (app_name is None):
+            err.print("[red]give exactly one of --user and --app[/red]")
+            raise typer.Exit(2)
+        path = f"/policy/access/users/{user}" if user else f"/policy/access/apps/{app_name}"
+        result = api().request("GET", path).json()
+        if as_json:
+            out.print_json(json.dumps(result))
+        elif user:
+            table = Table(
+                "app", "granted by", "conditional", "monitor", title=f"what {user} can reach"
+            )
+            for row in result["apps"]:
+                table.add_row(
+                    row["app"],
+                    ", ".join(row["rules"]) or "-",
+                    "yes" if row["conditional"] else "",
+                    "yes" if row["monitor"] else "",
+                )
+            out.print(table)
+        else:
+            table = Table("rule", "who", "conditional", title=f"who can reach {app_name}")
+            for row in result["audience"]:
+                who = (
+                    "everyone"
+                    if row["everyone"]
+                    else ", ".join(
+                        f"{kind}:{name}"
+                        for kind in ("users", "groups", "departments", "offices")
+                        for name in row[kind]
+                    )
+                )
+                table.add_row(row["rule"], who, "yes" if row["conditional"] else "")
+            out.print(table)
+
     return app

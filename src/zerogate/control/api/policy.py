@@ -21,6 +21,7 @@ from zerogate.control.errors import COMMON_RESPONSES, NOT_FOUND
 from zerogate.core.inventory.document import Problem
 from zerogate.core.inventory.names import NAME_PATTERN, USERNAME_PATTERN, Text
 from zerogate.core.policy.compile import compile_policy
+from zerogate.core.policy.graph import Principal, reachable_apps, who_can_reach
 from zerogate.core.policy.model import (
     App,
     Decision,
@@ -107,6 +108,40 @@ class TestOut(BaseModel):
     results: list[CaseResult]
 
 
+class GrantOut(BaseModel):
+    app: str
+    rules: list[str]
+    conditional: bool
+    monitor: bool
+
+
+class UserAccess(BaseModel):
+    policy_version: int
+    user: str
+    apps: list[GrantOut]
+
+
+class AudienceOut(BaseModel):
+    rule: str
+    everyone: bool
+    users: list[str]
+    groups: list[str]
+    departments: list[str]
+    offices: list[str]
+    conditional: bool
+
+
+class AppAccess(BaseModel):
+    policy_version: int
+    app: str
+    monitor: bool
+    audience: list[AudienceOut]
+
+
+UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
+AppPath = Annotated[str, Path(pattern=NAME_PATTERN)]
+
+
 def _version(row: PolicyVersion) -> dict[str, object]:
     return {f: getattr(row, f) for f in VersionOut.model_fields}
 
@@ -167,6 +202,11 @@ def _policy_under_test(session: Session, source: str | None) -> tuple[int, Polic
         return 0, parse_policy(source, policies.FILENAME, policies.known_names(session))
     except PolicyErrors as exc:
         raise _refused(exc) from None
+
+
+def _inventory_apps(session: Session) -> list[App]:
+    rows = session.scalars(select(Application))
+    return [App(name=r.name, tags=frozenset(r.tags), mode=Mode(r.mode)) for r in rows]
 
 
 def router() -> APIRouter:
@@ -234,6 +274,57 @@ def router() -> APIRouter:
             "policy_version": number,
             "passed": all(r["passed"] for r in results),
             "results": results,
+        }
+
+    @api.get("/access/users/{username}", response_model=UserAccess, operation_id="user_access")
+    def user_access(
+        username: UsernamePath, who: AnyCaller, session: DbSession
+    ) -> dict[str, object]:
+        user = credentials.find_user(session, username)
+        if user is None:
+            raise NotFound("user", username)
+        number, policy = policies.current_policy(session)
+        principal = Principal(
+            user=user.username,
+            groups=frozenset(g.name for g in user.groups),
+            department=user.department.name if user.department else None,
+            office=user.office.name if user.office else None,
+        )
+        grants = reachable_apps(policy, principal, _inventory_apps(session))
+        apps = [
+            {
+                "app": g.app,
+                "rules": list(g.rules),
+                "conditional": g.conditional,
+                "monitor": g.monitor,
+            }
+            for g in grants
+        ]
+        return {"policy_version": number, "user": username, "apps": apps}
+
+    @api.get("/access/apps/{name}", response_model=AppAccess, operation_id="app_access")
+    def app_access(name: AppPath, who: AnyCaller, session: DbSession) -> dict[str, object]:
+        app = next((a for a in _inventory_apps(session) if a.name == name), None)
+        if app is None:
+            raise NotFound("application", name)
+        number, policy = policies.current_policy(session)
+        audience = [
+            {
+                "rule": a.rule,
+                "everyone": a.subjects.everyone,
+                "users": sorted(a.subjects.users),
+                "groups": sorted(a.subjects.groups),
+                "departments": sorted(a.subjects.departments),
+                "offices": sorted(a.subjects.offices),
+                "conditional": a.conditional,
+            }
+            for a in who_can_reach(policy, app)
+        ]
+        return {
+            "policy_version": number,
+            "app": name,
+            "monitor": app.mode is Mode.MONITOR,
+            "audience": audience,
         }
 
     return api
