@@ -28,13 +28,10 @@ def up(tmp_path: Path, port: int) -> Iterator[Running]:
     stop(running)
 
 
-def test_up_serves_https_and_the_printed_token_drives_the_cli(up: Running) -> None:
-    assert up.token is not None, up.output
-    assert curl(up, "/readyz").stdout == '{"status":"ready"}'
-    assert re.search(r"Portal sign-in: user admin, password \S{20}", up.output)
-    created = admin(
+def create_grafana(up: Running, token: str) -> subprocess.CompletedProcess[str]:
+    return admin(
         up,
-        up.token,
+        token,
         "app",
         "create",
         "grafana",
@@ -45,6 +42,13 @@ def test_up_serves_https_and_the_printed_token_drives_the_cli(up: Running) -> No
         "--target",
         "http://127.0.0.1:3000",
     )
+
+
+def test_up_serves_https_and_the_printed_token_drives_the_cli(up: Running) -> None:
+    assert up.token is not None, up.output
+    assert curl(up, "/readyz").stdout == '{"status":"ready"}'
+    assert re.search(r"Portal sign-in: user admin, password \S{20}", up.output)
+    created = create_grafana(up, up.token)
     assert created.returncode == 0, created.stderr
     listed = admin(up, up.token, "app", "list", "--json")
     assert [app["name"] for app in json.loads(listed.stdout)] == ["grafana"]
@@ -282,19 +286,7 @@ POLICY_TESTS = """\
 def test_policy_as_code_through_the_cli(up: Running, tmp_path: Path) -> None:
     assert up.token is not None
     admin(up, up.token, "user", "create", "bob")
-    admin(
-        up,
-        up.token,
-        "app",
-        "create",
-        "grafana",
-        "--kind",
-        "http",
-        "--hostname",
-        "grafana.zerogate.localhost",
-        "--target",
-        "http://127.0.0.1:3000",
-    )
+    create_grafana(up, up.token)
     (tmp_path / "policy.yaml").write_text(POLICY)
     (tmp_path / "policy_test.yaml").write_text(POLICY_TESTS)
     candidate = admin(

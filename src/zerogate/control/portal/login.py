@@ -25,7 +25,7 @@ from zerogate.core.audit import AuditAction, Outcome
 from zerogate.core.identity.redirects import safe_next
 from zerogate.store import audit, credentials, sessions, throttle
 from zerogate.store.db import Database
-from zerogate.store.models import Application, User, utcnow
+from zerogate.store.models import Application, LoginFlow, User, utcnow
 
 INVALID = "Invalid username or password."
 FLOW_TTL = timedelta(minutes=10)
@@ -88,6 +88,13 @@ def finish_login(
     web.set_session_cookie(response, secret, config.session_policy)
     web.clear_cookie(response, web.FLOW_COOKIE, "/portal")
     return response
+
+
+def flow_user(db: Db, request: Request, kind: str, now: datetime) -> tuple[LoginFlow, User] | None:
+    """The login flow of this browser (by its cookie) and the user it is for, if still valid."""
+    flow = sessions.get_flow(db, request.cookies.get(web.FLOW_COOKIE), kind, now)
+    user = db.get(User, flow.user_id) if flow and flow.user_id else None
+    return (flow, user) if flow is not None and user is not None else None
 
 
 def start_flow_response(
@@ -189,10 +196,10 @@ def router(
         web.check_csrf(request, csrf)
         now = utcnow()
         with db_factory.transaction() as db:
-            flow = sessions.get_flow(db, request.cookies.get(web.FLOW_COOKIE), "mfa", now)
-            user = db.get(User, flow.user_id) if flow and flow.user_id else None
-            if flow is None or user is None:
+            found = flow_user(db, request, "mfa", now)
+            if found is None:
                 return RedirectResponse("/portal/login", status_code=303)
+            flow, user = found
             keys = [f"mfa:{user.username}"]
             if throttle.wait_needed(db, keys, now) > timedelta(0):
                 audit_event(
@@ -235,10 +242,10 @@ def router(
     @api.get("/login/enroll")
     def enroll_page(request: Request) -> Response:
         with db_factory.transaction() as db:
-            flow = sessions.get_flow(db, request.cookies.get(web.FLOW_COOKIE), "enroll", utcnow())
-            user = db.get(User, flow.user_id) if flow and flow.user_id else None
-            if flow is None or user is None:
+            found = flow_user(db, request, "enroll", utcnow())
+            if found is None:
                 return RedirectResponse("/portal/login", status_code=303)
+            flow, user = found
             secret = str(flow.data["totp_secret"])
             return setup_page(request, user, secret, "/portal/login/enroll", required=True)
 
@@ -251,10 +258,10 @@ def router(
         web.check_csrf(request, csrf)
         now = utcnow()
         with db_factory.transaction() as db:
-            flow = sessions.get_flow(db, request.cookies.get(web.FLOW_COOKIE), "enroll", now)
-            user = db.get(User, flow.user_id) if flow and flow.user_id else None
-            if flow is None or user is None:
+            found = flow_user(db, request, "enroll", now)
+            if found is None:
                 return RedirectResponse("/portal/login", status_code=303)
+            flow, user = found
             secret = str(flow.data["totp_secret"])
             if not credentials.enable_totp(user, config.sealer, secret, code.strip(), now):
                 return setup_page(
