@@ -3,8 +3,16 @@ names every error's line and column and stores nothing; decisions explain themse
 
 from __future__ import annotations
 
+import ipaddress
+from datetime import UTC, datetime
+
+import pytest
+
 from conftest import Control  # type: ignore[import-not-found]
 from portalkit import events
+from zerogate.core.policy.compile import compile_policy
+from zerogate.core.policy.model import RequestContext
+from zerogate.core.policy.snapshot import SnapshotError, verify_snapshot
 
 POLICY = """\
 cidr_lists:
@@ -135,3 +143,42 @@ def test_access_graph_for_a_user_and_an_app(control: Control) -> None:
     grafana = c.get("/api/v1/policy/access/apps/grafana", headers=h).json()
     assert [(a["rule"], a["groups"]) for a in grafana["audience"]] == [("eng-grafana", ["eng"])]
     assert c.get("/api/v1/policy/access/apps/nope", headers=h).status_code == 404
+
+
+def test_the_signed_snapshot_verifies_against_the_jwks_and_decides_like_check(
+    control: Control,
+) -> None:
+    _inventory(control)
+    c, h = control.client, control.admin
+    assert c.post("/api/v1/policy/versions", json={"source": POLICY}, headers=h).status_code == 201
+    assert c.get("/api/v1/policy/snapshot").status_code == 401
+
+    response = c.get("/api/v1/policy/snapshot", headers=control.auditor)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/jose"
+    key_set = c.get("/.well-known/jwks.json").json()
+    snapshot = verify_snapshot(response.text, key_set, issuer="https://testserver")
+    assert snapshot.policy_version == 1
+    assert [app.name for app in snapshot.apps] == ["grafana"]
+
+    # The gateway's decision from the snapshot is the control plane's what-if answer.
+    context = RequestContext(
+        user="alice",
+        app=snapshot.apps[0],
+        now=datetime.now(UTC),
+        source_ip=ipaddress.ip_address("198.18.0.7"),
+        groups=frozenset({"eng"}),
+    )
+    decision = compile_policy(snapshot.policy, snapshot.apps).decide(context)
+    expected = _check(control, user="alice", app="grafana", source_ip="198.18.0.7")
+    assert (decision.effect, decision.rule) == (expected["effect"], expected["rule"])
+
+    # Any change moves the serial on; a tampered snapshot is refused.
+    c.post("/api/v1/groups", json={"name": "ops"}, headers=h)
+    later = verify_snapshot(
+        c.get("/api/v1/policy/snapshot", headers=h).text, key_set, issuer="https://testserver"
+    )
+    assert later.serial > snapshot.serial
+    header, payload, signature = response.text.split(".")
+    with pytest.raises(SnapshotError):
+        verify_snapshot(f"{header}.{payload}x.{signature}", key_set, issuer="https://testserver")

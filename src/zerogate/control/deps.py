@@ -79,6 +79,11 @@ def authenticated(
     return Caller(actor=f"token:{row.name}:{row.id}", scope=Scope(row.scope))
 
 
+def issuer_of(request: Request) -> str:
+    """Tokens and snapshots name the control plane by the address its clients reached it at."""
+    return f"https://{request.url.netloc}"
+
+
 def _person(request: Request, db: Database, token: str, source: str) -> Caller:
     portal = request.app.state.portal
     now = utcnow()
@@ -86,7 +91,7 @@ def _person(request: Request, db: Database, token: str, source: str) -> Caller:
     # The refusal is raised after the transaction commits, so its audit event is kept.
     with db.transaction() as session:
         keys = signing_keys.published(session, portal.signing_sealer, now)
-        verifier = TokenVerifier(jwks(keys), issuer=f"https://{request.url.netloc}")
+        verifier = TokenVerifier(jwks(keys), issuer=issuer_of(request))
         try:
             presented = device_thumbprint(session, client_certificate(request), now)
             claims = verifier.verify(

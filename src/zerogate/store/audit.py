@@ -52,6 +52,11 @@ def _head(session: Session) -> AuditHead:
     return head
 
 
+def head_seq(session: Session) -> int:
+    """The sequence number of the newest event (0 before the first): grows with every change."""
+    return session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0
+
+
 def new_record(
     actor: str,
     action: str,

@@ -8,13 +8,14 @@ source, so history only ever grows. The diff is computed when read, from the sou
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from zerogate.core.audit import AuditAction
-from zerogate.core.policy.model import Policy
+from zerogate.core.policy.model import App, Mode, Policy
 from zerogate.core.policy.parse import KnownNames, parse_policy
 from zerogate.store import audit
 from zerogate.store.errors import NotFound
@@ -34,6 +35,12 @@ def known_names(session: Session) -> KnownNames:
         offices=names(Office.name),
         apps=names(Application.name),
     )
+
+
+def inventory_apps(session: Session) -> tuple[App, ...]:
+    """The applications as the policy sees them (name, tags, mode), by name."""
+    rows = session.scalars(select(Application).order_by(Application.name))
+    return tuple(App(name=r.name, tags=frozenset(r.tags), mode=Mode(r.mode)) for r in rows)
 
 
 def push(session: Session, source: str, *, comment: str, author: str) -> PolicyVersion:
@@ -71,7 +78,14 @@ def current_policy(session: Session) -> tuple[int, Policy]:
     row = current(session)
     if row is None:
         return 0, Policy()
-    return row.version, parse_policy(row.source, f"policy v{row.version}")
+    return row.version, _parsed(row.version, row.source)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(version: int, source: str) -> Policy:
+    # Versions are immutable and a Policy is a frozen value, so one parse serves every caller;
+    # the source is part of the key so two databases (tests, replicas) never share a stale one.
+    return parse_policy(source, f"policy v{version}")
 
 
 def diff(session: Session, row: PolicyVersion) -> str:

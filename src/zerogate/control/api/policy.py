@@ -11,12 +11,12 @@ import ipaddress
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from zerogate.control.deps import AdminCaller, AnyCaller, DbSession
+from zerogate.control.deps import AdminCaller, AnyCaller, DbSession, issuer_of
 from zerogate.control.errors import COMMON_RESPONSES, NOT_FOUND
 from zerogate.core.inventory.document import Problem
 from zerogate.core.inventory.names import NAME_PATTERN, USERNAME_PATTERN, Text
@@ -33,7 +33,7 @@ from zerogate.core.policy.model import (
 )
 from zerogate.core.policy.nodes import PolicyErrors
 from zerogate.core.policy.parse import parse_policy
-from zerogate.store import credentials, policies
+from zerogate.store import credentials, policies, snapshots
 from zerogate.store.errors import Invalid, NotFound
 from zerogate.store.models import Application, PolicyVersion, utcnow
 
@@ -204,11 +204,6 @@ def _policy_under_test(session: Session, source: str | None) -> tuple[int, Polic
         raise _refused(exc) from None
 
 
-def _inventory_apps(session: Session) -> list[App]:
-    rows = session.scalars(select(Application))
-    return [App(name=r.name, tags=frozenset(r.tags), mode=Mode(r.mode)) for r in rows]
-
-
 def router() -> APIRouter:
     api = APIRouter(prefix="/policy", tags=["policy"], responses={**COMMON_RESPONSES, **NOT_FOUND})
 
@@ -276,6 +271,18 @@ def router() -> APIRouter:
             "results": results,
         }
 
+    @api.get(
+        "/snapshot",
+        response_class=Response,
+        operation_id="policy_snapshot",
+        responses={200: {"content": {"application/jose": {"schema": {"type": "string"}}}}},
+    )
+    def snapshot(request: Request, who: AnyCaller, session: DbSession) -> Response:
+        """The policy in force and the apps, signed (JWS, ES256) with a key of the JWKS."""
+        sealer = request.app.state.portal.signing_sealer
+        text = snapshots.signed(session, sealer, issuer=issuer_of(request), now=utcnow())
+        return Response(text, media_type="application/jose", headers={"Cache-Control": "no-store"})
+
     @api.get("/access/users/{username}", response_model=UserAccess, operation_id="user_access")
     def user_access(
         username: UsernamePath, who: AnyCaller, session: DbSession
@@ -290,7 +297,7 @@ def router() -> APIRouter:
             department=user.department.name if user.department else None,
             office=user.office.name if user.office else None,
         )
-        grants = reachable_apps(policy, principal, _inventory_apps(session))
+        grants = reachable_apps(policy, principal, policies.inventory_apps(session))
         apps = [
             {
                 "app": g.app,
@@ -304,7 +311,7 @@ def router() -> APIRouter:
 
     @api.get("/access/apps/{name}", response_model=AppAccess, operation_id="app_access")
     def app_access(name: AppPath, who: AnyCaller, session: DbSession) -> dict[str, object]:
-        app = next((a for a in _inventory_apps(session) if a.name == name), None)
+        app = next((a for a in policies.inventory_apps(session) if a.name == name), None)
         if app is None:
             raise NotFound("application", name)
         number, policy = policies.current_policy(session)

@@ -15,11 +15,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from zerogate.control.deps import CONTROL_AUDIENCE
+from zerogate.control.deps import CONTROL_AUDIENCE, issuer_of
 from zerogate.control.portal import web
 from zerogate.control.portal.account import current
 from zerogate.control.portal.login import audit_event
-from zerogate.control.portal.tokens import issuer_of
 from zerogate.control.tls import client_certificate, device_thumbprint
 from zerogate.core.audit import AuditAction, Outcome
 from zerogate.core.tokens import AccessClaims, issue_access_token, new_token_id

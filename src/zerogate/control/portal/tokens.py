@@ -13,17 +13,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
-from zerogate.control.deps import CONTROL_AUDIENCE
+from zerogate.control.deps import CONTROL_AUDIENCE, issuer_of
 from zerogate.control.portal import web
 from zerogate.control.portal.account import current
 from zerogate.core.tokens import AccessClaims, issue_access_token, jwks, new_token_id
 from zerogate.store import signing_keys
 from zerogate.store.db import Database
 from zerogate.store.models import Application, utcnow
-
-
-def issuer_of(request: Request) -> str:
-    return f"https://{request.url.netloc}"
 
 
 def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:

@@ -1,0 +1,28 @@
+"""The signed policy snapshot the gateways fetch: the policy in force and the apps it covers.
+
+The snapshot's serial is the audit chain's sequence number: every change the control plane
+makes is audited in the same transaction, so the serial grows whenever something a gateway
+might care about changed, and a gateway that already holds that serial can skip the download.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from zerogate.core.policy.snapshot import Snapshot, sign_snapshot
+from zerogate.core.sealing import SecretSealer
+from zerogate.store import audit, policies, signing_keys
+
+
+def current(session: Session, *, issuer: str, now: datetime) -> Snapshot:
+    serial = audit.head_seq(session)
+    version, policy = policies.current_policy(session)
+    return Snapshot(issuer, serial, version, now, policy, policies.inventory_apps(session))
+
+
+def signed(session: Session, sealer: SecretSealer, *, issuer: str, now: datetime) -> str:
+    """The current snapshot, signed with the current token signing key (published in the JWKS)."""
+    key = signing_keys.current(session, sealer, now)
+    return sign_snapshot(key, current(session, issuer=issuer, now=now))
