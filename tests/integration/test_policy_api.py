@@ -4,6 +4,8 @@ names every error's line and column and stores nothing; decisions explain themse
 from __future__ import annotations
 
 import ipaddress
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -11,8 +13,10 @@ import pytest
 from conftest import Control  # type: ignore[import-not-found]
 from portalkit import events
 from zerogate.core.policy.compile import compile_policy
-from zerogate.core.policy.model import RequestContext
+from zerogate.core.policy.model import App, RequestContext
+from zerogate.core.policy.replay import access_event
 from zerogate.core.policy.snapshot import SnapshotError, verify_snapshot
+from zerogate.store import audit, policies, snapshots
 
 POLICY = """\
 cidr_lists:
@@ -182,3 +186,58 @@ def test_the_signed_snapshot_verifies_against_the_jwks_and_decides_like_check(
     header, payload, signature = response.text.split(".")
     with pytest.raises(SnapshotError):
         verify_snapshot(f"{header}.{payload}x.{signature}", key_set, issuer="https://testserver")
+
+
+def _record_traffic(control: Control, *requests: RequestContext) -> None:
+    """Decisions as a gateway records them: decided by the policy in force, audited."""
+    with control.db.transaction() as session:
+        version, policy = policies.current_policy(session)
+        records = [
+            access_event(
+                r,
+                compile_policy(policy, [r.app]).decide(r),
+                policy_version=version,
+                gateway="gw-test",
+                event_id=uuid.uuid4().hex,
+            )
+            for r in requests
+        ]
+        audit.append(session, records)
+
+
+def test_impact_replays_recorded_decisions_against_a_candidate(control: Control) -> None:
+    _inventory(control)
+    c, h = control.client, control.admin
+    assert c.post("/api/v1/policy/versions", json={"source": POLICY}, headers=h).status_code == 201
+    serial = verify_snapshot(
+        c.get("/api/v1/policy/snapshot", headers=h).text,
+        c.get("/.well-known/jwks.json").json(),
+        issuer="https://testserver",
+    ).serial
+    now = datetime.now(UTC)
+    grafana = App("grafana")
+    alice = RequestContext(
+        user="alice",
+        app=grafana,
+        now=now,
+        source_ip=ipaddress.ip_address("198.18.0.7"),
+        groups=frozenset({"eng"}),
+    )
+    _record_traffic(control, alice, alice, replace(alice, user="bob", groups=frozenset()))
+    with control.db.transaction() as session:  # the traffic did not move the snapshot serial
+        assert snapshots.current(session, issuer="x", now=now).serial == serial
+
+    # The office range moves: alice's requests from the old address would now be denied.
+    moved = POLICY.replace("198.18.0.0/24", "198.18.9.0/24")
+    response = c.post("/api/v1/policy/impact", json={"source": moved}, headers=control.auditor)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["replayed"] == 3 and report["unreadable"] == 0
+    assert [
+        (x["user"], x["app"], x["before"], x["after"], x["count"]) for x in report["changes"]
+    ] == [("alice", "grafana", "allow", "deny", 2)]
+    assert any("source" in reason for reason in report["changes"][0]["reasons"])
+    unchanged = c.post("/api/v1/policy/impact", json={"source": POLICY}, headers=h).json()
+    assert unchanged["changes"] == []
+    refused = c.post("/api/v1/policy/impact", json={"source": BROKEN}, headers=h)
+    assert refused.status_code == 422  # a candidate is validated like a push

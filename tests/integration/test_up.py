@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from zerogate.core.policy.compile import compile_policy
+from zerogate.core.policy.model import App, RequestContext
+from zerogate.core.policy.replay import access_event
 from zerogate.pki import generate_private_key, make_csr, private_key_pem, x5t_s256
+from zerogate.store import audit, policies
+from zerogate.store.db import open_database
 from zgproc import ZEROGATE, Running, admin, curl, start, stop
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -320,3 +327,115 @@ def test_policy_as_code_through_the_cli(up: Running, tmp_path: Path) -> None:
     assert [a["app"] for a in json.loads(reach.stdout)["apps"]] == ["grafana"]
     table = admin(up, up.token, "policy", "access", "--app", "grafana")
     assert "admins-everything" in table.stdout and "groups:admins" in table.stdout
+
+    # A gateway's recorded decisions (written here as the gateway's spool will write them),
+    # replayed by `policy impact` against a candidate that drops the admins' rule.
+    db = open_database(f"sqlite:///{up.data_dir / 'zerogate.db'}")
+    try:
+        with db.transaction() as session:
+            version, policy = policies.current_policy(session)
+            request = RequestContext(
+                user="admin",
+                app=App("grafana"),
+                now=datetime.now(UTC),
+                source_ip=ipaddress.ip_address("198.18.0.7"),
+                groups=frozenset({"admins"}),
+            )
+            decision = compile_policy(policy, [request.app]).decide(request)
+            event = access_event(
+                request, decision, policy_version=version, gateway="gw", event_id="e-1"
+            )
+            audit.append(session, [event])
+    finally:
+        db.close()
+    (tmp_path / "none.yaml").write_text("rules: []\n")
+    impact = admin(up, up.token, "policy", "impact", str(tmp_path / "none.yaml"))
+    assert impact.returncode == 0, impact.stderr
+    assert "1 decisions replayed" in impact.stdout and "1 (user, app) outcomes" in impact.stdout
+    assert "no rule grants access" in impact.stdout
+
+
+DEVICE_POLICY = """\
+rules:
+  - name: admins-healthy-laptops
+    who: {groups: [admins]}
+    what: {apps: [grafana]}
+    when:
+      device: {enrolled: true, approved: true, disk_encrypted: true, posture_max_age_seconds: 300}
+"""
+
+POSTURE = {
+    "os_family": "macos",
+    "os_version": "15.1",
+    "disk_encrypted": True,
+    "firewall": True,
+    "screen_lock": True,
+    "processes": ["osqueryd"],
+    "agent_version": "1.0.0",
+}
+
+
+def test_posture_over_mutual_tls_feeds_the_what_if(up: Running, tmp_path: Path) -> None:
+    assert up.token is not None
+    create_grafana(up, up.token)
+    device = admin(
+        up, up.token, "device", "create", "laptop-7", "--user", "admin", "--status", "approved"
+    )
+    assert device.returncode == 0, device.stderr
+    (tmp_path / "policy.yaml").write_text(DEVICE_POLICY)
+    assert admin(up, up.token, "policy", "push", str(tmp_path / "policy.yaml")).returncode == 0
+
+    def verdict() -> dict[str, object]:
+        done = admin(
+            up, up.token, "policy", "check", "--user", "admin", "--app", "grafana",
+            "--device", "laptop-7", "--json",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    before = verdict()
+    texts = [reason["text"] for reason in before["reasons"]]  # type: ignore[attr-defined]
+    assert before["effect"] == "deny"
+    assert "device not enrolled" in texts and "no posture report" in texts
+
+    ca = up.data_dir / "ca.pem"
+    headers = {"Authorization": f"Bearer {up.token}"}
+    plain = ssl.create_default_context(cafile=ca)
+    pems = {}
+    with httpx.Client(base_url=up.url, verify=plain) as api:
+        for name in ("laptop-7", "laptop-9"):  # laptop-9 is not in the inventory
+            key = generate_private_key()
+            body = {"csr_pem": make_csr(key, name).decode(), "kind": "device", "common_name": name}
+            issued = api.post("/api/v1/pki/certificates", json=body, headers=headers).json()
+            (tmp_path / f"{name}.pem").write_text(issued["pem"])
+            (tmp_path / f"{name}.key").write_bytes(private_key_pem(key))
+            pems[name] = issued
+        anonymous = api.post("/api/v1/device/posture", json=POSTURE)
+        assert anonymous.status_code == 401
+    for name, status in (("laptop-9", 403), ("laptop-7", 200)):
+        mutual = ssl.create_default_context(cafile=ca)
+        mutual.load_cert_chain(tmp_path / f"{name}.pem", tmp_path / f"{name}.key")
+        with httpx.Client(base_url=up.url, verify=mutual) as agent:
+            assert agent.post("/api/v1/device/posture", json=POSTURE).status_code == status
+            wrong = agent.post("/api/v1/device/posture", json={**POSTURE, "os_version": "x"})
+            assert wrong.status_code == 422
+
+    after = verdict()
+    assert (after["effect"], after["rule"]) == ("allow", "admins-healthy-laptops")
+    with httpx.Client(base_url=up.url, verify=plain) as api:
+        shown = api.get("/api/v1/devices/laptop-7/posture", headers=headers).json()
+        assert shown["enrolled"] and shown["report"]["processes"] == ["osqueryd"]
+        api.post(
+            f"/api/v1/pki/certificates/{pems['laptop-7']['serial']}/revoke",
+            json={"reason": "lost"},
+            headers=headers,
+        )
+        rejected = api.get(
+            "/api/v1/audit", params={"action": "device.posture_rejected"}, headers=headers
+        ).json()
+    assert len(rejected) == 2  # the anonymous report and laptop-9's
+    revoked = verdict()
+    assert revoked["effect"] == "deny" and any(
+        r["text"] == "device not enrolled"
+        for r in revoked["reasons"]  # type: ignore[attr-defined]
+    )

@@ -293,6 +293,8 @@ def test_action_codes_are_stable() -> None:
         "DEVICE_APPROVE": "login.device.approve",
         "DEVICE_DENY": "login.device.deny",
         "POLICY_PUSH": "policy.push",
+        "ACCESS_DECISION": "access.decision",
+        "POSTURE_REJECTED": "device.posture_rejected",
     }
 
 

@@ -1,4 +1,4 @@
-"""`zerogate admin policy`: push, list, show, roll back, ask what-if, and run policy tests.
+"""`zerogate admin policy`: push, list, show, roll back, what-if, impact, and policy tests.
 
 Policy tests are a YAML list of expectations kept beside the policy in the admins' own
 repository, e.g.
@@ -29,7 +29,18 @@ from zerogate.cli.client import Api, err
 
 out = Console()
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-_CASE_KEYS = {"name", "user", "app", "from", "at", "method", "path", "mfa_at", "expect"}
+_CASE_KEYS = {
+    "name",
+    "user",
+    "app",
+    "device",
+    "from",
+    "at",
+    "method",
+    "path",
+    "mfa_at",
+    "expect",
+}
 
 
 def _read(path: Path) -> str:
@@ -126,11 +137,15 @@ def policy_app(api: Callable[[], Api]) -> typer.Typer:
         at: Annotated[str | None, typer.Option(help="Time, ISO 8601 with zone.")] = None,
         method: Annotated[str | None, typer.Option(help="HTTP method.")] = None,
         path: Annotated[str | None, typer.Option(help="HTTP path.")] = None,
+        device: Annotated[
+            str | None, typer.Option(help="Device name: its enrolment and latest posture.")
+        ] = None,
         as_json: JsonFlag = False,
     ) -> None:
         body = {
             "user": user,
             "app": app_name,
+            "device": device,
             "source_ip": source,
             "at": at,
             "method": method,
@@ -168,6 +183,43 @@ def policy_app(api: Callable[[], Api]) -> typer.Typer:
         out.print(f"{len(report['results']) - failed} passed, {failed} failed")
         if failed:
             raise typer.Exit(1)
+
+    @app.command(
+        "impact", help="Replay recorded decisions against CANDIDATE: who would gain or lose."
+    )
+    def impact(
+        candidate: Annotated[Path, typer.Argument(help="The candidate policy YAML.")],
+        days: Annotated[int, typer.Option(help="Replay the decisions of the last N days.")] = 7,
+        enforce: Annotated[
+            bool, typer.Option("--enforce", help="As if every app and rule were enforcing.")
+        ] = False,
+        as_json: JsonFlag = False,
+    ) -> None:
+        body = {"source": _read(candidate), "days": days, "enforce": enforce}
+        with out.status(f"replaying the decisions of the last {days} days"):
+            report = api().request("POST", "/policy/impact", json=body).json()
+        if as_json:
+            out.print_json(json.dumps(report))
+            return
+        table = Table(
+            "user", "app", "now", "candidate", "requests", "last seen", "why",
+            title=f"impact of {candidate.name}",
+        )  # fmt: skip
+        for change in report["changes"]:
+            table.add_row(
+                change["user"],
+                change["app"],
+                change["before"],
+                change["after"],
+                str(change["count"]),
+                change["last_seen"],
+                "; ".join(change["reasons"]),
+            )
+        out.print(table)
+        out.print(f"{report['replayed']} decisions replayed since {report['since']}")
+        out.print(f"{len(report['changes'])} (user, app) outcomes would change")
+        if report["unreadable"]:
+            out.print(f"[yellow]{report['unreadable']} recorded events could not be replayed")
 
     @app.command("access", help="What a user can reach (--user), or who can reach an app (--app).")
     def access(

@@ -11,7 +11,16 @@ from fastapi.responses import JSONResponse, Response
 
 from zerogate import __version__
 from zerogate.control import errors, health, scim
-from zerogate.control.api import audit, identity, inventory, pki, policy, tokens, transfer
+from zerogate.control.api import (
+    audit,
+    devices,
+    identity,
+    inventory,
+    pki,
+    policy,
+    tokens,
+    transfer,
+)
 from zerogate.control.deps import ApiError, known_query_only
 from zerogate.control.pki_service import PkiService
 from zerogate.control.portal import account, device, login, passkeys, sso
@@ -58,6 +67,7 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
     api.include_router(pki.router())
     api.include_router(identity.router())
     api.include_router(policy.router())
+    api.include_router(devices.router())
     app.include_router(api)
     app.include_router(login.router(db, portal, providers=[c.config for c in portal.sso.values()]))
     app.include_router(sso.router(db, portal, dict(portal.sso)))

@@ -53,9 +53,22 @@ def device_thumbprint(session: Session, cert: x509.Certificate | None, now: date
     The handshake proved the key; this adds what only the database knows: the certificate is
     ours, of a kind that may hold bound tokens, and not revoked.
     """
-    if cert is None or kind_of(cert) not in (CertKind.DEVICE, CertKind.SERVICE):
+    if live_certificate(session, cert, (CertKind.DEVICE, CertKind.SERVICE), now) is None:
+        return None
+    assert cert is not None
+    return x5t_s256(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def live_certificate(
+    session: Session,
+    cert: x509.Certificate | None,
+    kinds: tuple[CertKind, ...],
+    now: datetime,
+) -> IssuedCertificateRecord | None:
+    """Our record of `cert` if it is of one of `kinds`, issued by us, unexpired and unrevoked."""
+    if cert is None or kind_of(cert) not in kinds:
         return None
     row = session.get(IssuedCertificateRecord, format(cert.serial_number, "x"))
     if row is None or row.revoked_at is not None or row.not_after <= now:
         return None
-    return x5t_s256(cert.public_bytes(serialization.Encoding.PEM))
+    return row

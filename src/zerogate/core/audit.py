@@ -55,6 +55,13 @@ class AuditAction(enum.StrEnum):
     DEVICE_APPROVE = "login.device.approve"
     DEVICE_DENY = "login.device.deny"
     POLICY_PUSH = "policy.push"
+    ACCESS_DECISION = "access.decision"  # a gateway's decision on one request or connection
+    POSTURE_REJECTED = "device.posture_rejected"
+
+
+def is_access_decision(action: str) -> bool:
+    """Traffic, not a change of state: these do not move the policy snapshot's serial."""
+    return action.startswith("access.")
 
 
 class Outcome(enum.StrEnum):

@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 
 from zerogate.core.audit import (
     GENESIS_HASH,
+    AuditAction,
     AuditRecord,
     ChainedRecord,
     Outcome,
     chain_hash,
+    is_access_decision,
     verify_chain,
 )
 from zerogate.store.models import AuditEvent, AuditHead, utcnow
@@ -52,9 +54,13 @@ def _head(session: Session) -> AuditHead:
     return head
 
 
-def head_seq(session: Session) -> int:
-    """The sequence number of the newest event (0 before the first): grows with every change."""
-    return session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0
+def state_seq(session: Session) -> int:
+    """The seq of the newest event that is not an access decision (0 before the first).
+
+    It grows with every change to the inventory, identities or policy (each is audited in
+    its own transaction) and not with traffic: the policy snapshot's serial.
+    """
+    return session.scalar(select(AuditHead.state_seq).where(AuditHead.id == 1)) or 0
 
 
 def new_record(
@@ -88,6 +94,8 @@ def append(session: Session, records: Sequence[AuditRecord]) -> None:
         digest = chain_hash(previous, seq, record)
         rows.append(_row(seq, record, previous, digest))
         previous = digest
+        if not is_access_decision(record.action):
+            head.state_seq = seq
     session.add_all(rows)
     head.seq, head.hash = seq, previous
 
@@ -134,6 +142,28 @@ def _all(session: Session, batch: int = 5000) -> Iterator[ChainedRecord]:
             return
         yield from (to_chained(row) for row in rows)
         last = rows[-1].seq
+
+
+def access_decisions(
+    session: Session, since: datetime, batch: int = 5000
+) -> Iterator[Mapping[str, object]]:
+    """The details of every access decision recorded since `since`, oldest first."""
+    first = session.scalar(select(func.min(AuditEvent.seq)).where(AuditEvent.time >= since))
+    if first is None:
+        return
+    last = first - 1
+    while True:
+        rows = session.execute(
+            select(AuditEvent.seq, AuditEvent.details)
+            .where(AuditEvent.seq > last)
+            .where(AuditEvent.action == AuditAction.ACCESS_DECISION)
+            .order_by(AuditEvent.seq)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from (details for _, details in rows)
+        last = rows[-1][0]
 
 
 def verify(session: Session) -> int | None:

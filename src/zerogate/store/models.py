@@ -196,6 +196,24 @@ class Device(Timestamped, Base):
     user: Mapped[User | None] = relationship(lazy="joined")
 
 
+class DevicePosture(Base):
+    """The latest posture report of a device, sent by its agent over mutual TLS."""
+
+    __tablename__ = "device_postures"
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    os_family: Mapped[str] = mapped_column(String(16))
+    os_version: Mapped[str] = mapped_column(String(64))
+    disk_encrypted: Mapped[bool] = mapped_column(Boolean)
+    firewall: Mapped[bool] = mapped_column(Boolean)
+    screen_lock: Mapped[bool] = mapped_column(Boolean)
+    processes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    agent_version: Mapped[str | None] = mapped_column(String(64))
+    reported_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    certificate_serial: Mapped[str] = mapped_column(String(64))  # the certificate that sent it
+
+
 class Session(Base):
     """A login: revocable server-side record behind every cookie and access token.
 
@@ -295,6 +313,8 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    # The seq of the newest event that is not an access decision: what the snapshot serial is.
+    state_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class RecoveryCode(Base):

@@ -1,8 +1,9 @@
 """The signed policy snapshot the gateways fetch: the policy in force and the apps it covers.
 
-The snapshot's serial is the audit chain's sequence number: every change the control plane
-makes is audited in the same transaction, so the serial grows whenever something a gateway
-might care about changed, and a gateway that already holds that serial can skip the download.
+The snapshot's serial is the sequence number of the newest audit event that is not an access
+decision: every change the control plane makes is audited in the same transaction, so the
+serial grows whenever something a gateway might care about changed (and not with traffic),
+and a gateway that already holds that serial can skip the download.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from zerogate.store import audit, policies, signing_keys
 
 
 def current(session: Session, *, issuer: str, now: datetime) -> Snapshot:
-    serial = audit.head_seq(session)
+    serial = audit.state_seq(session)
     version, policy = policies.current_policy(session)
     return Snapshot(issuer, serial, version, now, policy, policies.inventory_apps(session))
 

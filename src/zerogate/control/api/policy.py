@@ -8,7 +8,9 @@ reason — the same `Decision` the gateways will produce.
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -33,7 +35,8 @@ from zerogate.core.policy.model import (
 )
 from zerogate.core.policy.nodes import PolicyErrors
 from zerogate.core.policy.parse import parse_policy
-from zerogate.store import credentials, policies, snapshots
+from zerogate.core.policy.replay import RecordedDecision, impact, recorded_decision
+from zerogate.store import audit, credentials, devices, policies, snapshots
 from zerogate.store.errors import Invalid, NotFound
 from zerogate.store.models import Application, PolicyVersion, utcnow
 
@@ -67,6 +70,7 @@ class CheckBody(BaseModel):
     method: Annotated[str, Field(pattern=r"^[A-Z]{1,16}$")] | None = None
     path: Annotated[str, Field(max_length=2000, pattern=r"^/[^\x00-\x1f\x7f]*$")] | None = None
     mfa_at: AwareDatetime | None = None
+    device: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None  # its latest posture
 
 
 class TestCase(CheckBody):
@@ -78,6 +82,32 @@ class TestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source: Annotated[str, Field(max_length=5_000_000)] | None = None  # None: the policy in force
     cases: Annotated[list[TestCase], Field(min_length=1, max_length=10_000)]
+
+
+class ImpactBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: Annotated[str, Field(max_length=5_000_000)]
+    days: Annotated[int, Field(ge=1, le=366)] = 7
+    enforce: bool = False  # replay as if every app and rule enforced
+
+
+class ChangeOut(BaseModel):
+    user: str
+    app: str
+    before: str
+    after: str
+    rule: str | None
+    reasons: list[str]
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+class ImpactOut(BaseModel):
+    replayed: int
+    unreadable: int  # recorded events that are not replayable decisions
+    since: datetime
+    changes: list[ChangeOut]
 
 
 class ReasonOut(BaseModel):
@@ -178,6 +208,12 @@ def _context(session: Session, body: CheckBody) -> RequestContext:
     if app is None:
         raise NotFound("application", body.app)
     now = body.at or utcnow()
+    device = None
+    if body.device is not None:
+        row = devices.find(session, body.device)
+        if row is None:
+            raise NotFound("device", body.device)
+        device = devices.policy_view(session, row, now)
     return RequestContext(
         user=user.username,
         app=App(name=app.name, tags=frozenset(app.tags), mode=Mode(app.mode)),
@@ -190,6 +226,7 @@ def _context(session: Session, body: CheckBody) -> RequestContext:
         method=body.method,
         path=body.path,
         mfa_time=body.mfa_at,
+        device=device,
         auth_time=now,
     )
 
@@ -269,6 +306,32 @@ def router() -> APIRouter:
             "policy_version": number,
             "passed": all(r["passed"] for r in results),
             "results": results,
+        }
+
+    @api.post("/impact", response_model=ImpactOut, operation_id="policy_impact")
+    def policy_impact(body: ImpactBody, who: AnyCaller, session: DbSession) -> dict[str, object]:
+        """Replay the decisions of the last `days` against a candidate: what would change."""
+        _, candidate = _policy_under_test(session, body.source)
+        since = utcnow() - timedelta(days=body.days)
+        counts = {"replayed": 0, "unreadable": 0}
+
+        def recorded() -> Iterator[RecordedDecision]:
+            for details in audit.access_decisions(session, since):
+                try:
+                    decision = recorded_decision(details)
+                except ValueError:
+                    counts["unreadable"] += 1
+                    continue
+                counts["replayed"] += 1
+                yield decision
+
+        changes = impact(candidate, recorded(), enforce=body.enforce)
+        return {
+            **counts,
+            "since": since,
+            "changes": [
+                {**asdict(c), "before": str(c.before), "after": str(c.after)} for c in changes
+            ],
         }
 
     @api.get(

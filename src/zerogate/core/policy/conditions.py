@@ -59,7 +59,8 @@ def check_os_family(families: frozenset[OsFamily], ctx: RequestContext) -> Reaso
     if device.os_family in families:
         return None
     allowed = ", ".join(sorted(families))
-    return Reason(ReasonCode.OS_FAMILY, f"os {device.os_family} not in ({allowed})")
+    shown = device.os_family or "unknown"
+    return Reason(ReasonCode.OS_FAMILY, f"os {shown} not in ({allowed})")
 
 
 def check_os_version(

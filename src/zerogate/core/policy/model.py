@@ -170,7 +170,7 @@ class Device:
     id: str
     enrolled: bool
     approved: bool
-    os_family: OsFamily
+    os_family: OsFamily | None  # None: never reported and not recorded in the inventory
     os_version: Version
     disk_encrypted: bool
     firewall: bool
