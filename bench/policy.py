@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import platform
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
-from zerogate.core.policy.compile import compile_policy
+from zerogate.core.policy.compile import CompiledPolicy, compile_policy
 from zerogate.core.policy.decide import decide_naive
 from zerogate.core.policy.model import (
     App,
@@ -34,6 +36,9 @@ from zerogate.core.policy.model import (
     RequestContext,
 )
 from zerogate.core.policy.parse import parse_policy
+from zerogate.core.policy.replay import access_event, impact, recorded_decision
+from zerogate.core.policy.snapshot import Snapshot, sign_snapshot, verify_snapshot
+from zerogate.core.token_keys import jwks, new_signing_key
 
 T = TypeVar("T")
 NOW = datetime(2031, 7, 2, 10, 30, tzinfo=UTC)
@@ -164,6 +169,7 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=5_000)
     parser.add_argument("--decisions", type=int, default=100_000)
     parser.add_argument("--naive-decisions", type=int, default=500)
+    parser.add_argument("--replay", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=4)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -180,7 +186,56 @@ def main() -> None:
         assert compiled.decide(req) == decide_naive(policy, req)
     counts = Counter(str(compiled.decide(r).effect) for r in reqs)
     effects = [f"{name} {count:,}" for name, count in sorted(counts.items())]
-    show(args, len(text), parse_s, compile_s, fast, naive, policy, effects)
+    extra = snapshot_rows(policy, org) + impact_rows(
+        policy, compiled, reqs[: args.replay], org.apps
+    )
+    show(args, len(text), parse_s, compile_s, fast, naive, policy, effects, extra)
+
+
+def snapshot_rows(policy: Policy, org: Org) -> list[tuple[str, str, str]]:
+    """What a gateway pays to take a new snapshot: verify, decode, compile."""
+    key = new_signing_key(NOW)
+    snapshot = Snapshot("https://control.example", 1, 1, NOW, policy, tuple(org.apps))
+    signed, sign_s = timed(lambda: sign_snapshot(key, snapshot))
+    key_set = jwks([key])
+    received, verify_s = timed(
+        lambda: verify_snapshot(signed, key_set, issuer="https://control.example")
+    )
+    assert received == snapshot
+    _, compile_s = timed(lambda: compile_policy(received.policy, received.apps))
+    return [
+        ("signed snapshot size", f"{len(signed) / 1e6:.2f} MB", ""),
+        ("snapshot sign (control plane)", f"{sign_s:.2f} s", ""),
+        ("snapshot verify + decode (gateway)", f"{verify_s:.2f} s", ""),
+        ("snapshot verify + decode + compile", f"{verify_s + compile_s:.2f} s", ""),
+    ]
+
+
+def impact_rows(
+    policy: Policy, compiled: CompiledPolicy, reqs: Sequence[RequestContext], apps: list[App]
+) -> list[tuple[str, str, str]]:
+    """Impact of dropping every tenth rule, replayed over recorded decisions (JSON round trip)."""
+    details = [
+        json.loads(
+            json.dumps(
+                access_event(
+                    r, compiled.decide(r), policy_version=1, gateway="gw", event_id=str(i)
+                ).details
+            )
+        )
+        for i, r in enumerate(reqs)
+    ]
+    kept = tuple(rule for index, rule in enumerate(policy.rules) if index % 10)
+    candidate = replace(policy, rules=kept)
+    recorded, decode_s = timed(lambda: [recorded_decision(d) for d in details])
+    changes, replay_s = timed(lambda: impact(candidate, recorded, apps=apps))
+    rate = len(details) / (decode_s + replay_s)
+    return [
+        (f"impact: decode {len(details):,} recorded", f"{decode_s:.2f} s", ""),
+        ("impact: compile candidate + replay", f"{replay_s:.2f} s", ""),
+        ("impact replay rate (decode + decide)", f"{rate:,.0f} decisions/s", ""),
+        ("(user, app) outcomes changed", f"{len(changes):,}", ""),
+    ]
 
 
 def show(
@@ -192,6 +247,7 @@ def show(
     naive: list[int],
     policy: Policy,
     effects: list[str],
+    extra: list[tuple[str, str, str]],
 ) -> None:
     table = Table(
         title=f"policy engine: {args.users:,} users, {args.groups:,} groups, "
@@ -208,6 +264,8 @@ def show(
     table.add_row(f"decide_naive p50 ({len(naive):,})", f"{percentile(naive, 0.5):.1f} us", "")
     table.add_row("decide_naive p99", f"{percentile(naive, 0.99):.1f} us", "")
     table.add_row("effects over the decisions", ", ".join(effects), "")
+    for row in extra:
+        table.add_row(*row)
     console = Console()
     console.print(table)
     console.print(f"CPython {platform.python_version()} on {platform.machine()}, one thread")

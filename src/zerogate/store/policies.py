@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from zerogate.core.audit import AuditAction
+from zerogate.core.policy.compile import CompiledPolicy, compile_policy
 from zerogate.core.policy.model import App, Mode, Policy
 from zerogate.core.policy.parse import KnownNames, parse_policy
 from zerogate.store import audit
@@ -79,6 +80,21 @@ def current_policy(session: Session) -> tuple[int, Policy]:
     if row is None:
         return 0, Policy()
     return row.version, _parsed(row.version, row.source)
+
+
+def current_compiled(session: Session) -> tuple[int, CompiledPolicy]:
+    """The policy in force, compiled once per version (for what-if questions)."""
+    row = current(session)
+    if row is None:
+        return 0, compile_policy(Policy())
+    return row.version, _compiled(row.version, row.source)
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(version: int, source: str) -> CompiledPolicy:
+    # Compiled without the inventory: an app no rule names by name is resolved per decision,
+    # which decides the same (property-tested) and stays right when the inventory changes.
+    return compile_policy(_parsed(version, source))
 
 
 @functools.lru_cache(maxsize=4)

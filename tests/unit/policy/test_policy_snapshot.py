@@ -12,7 +12,7 @@ from policykit import NOW, ctx
 from policystrategies import EXAMPLES, apps, contexts, policies
 
 from zerogate.core.policy.compile import compile_policy
-from zerogate.core.policy.model import App, Policy, RequestContext
+from zerogate.core.policy.model import App, Policy, RequestContext, Rule, Subjects, Targets
 from zerogate.core.policy.parse import parse_policy
 from zerogate.core.policy.snapshot import (
     Snapshot,
@@ -175,3 +175,16 @@ def test_the_request_fixture_is_decided_identically_after_transport() -> None:
     assert compile_policy(received.policy, inventory).decide(request) == compile_policy(
         policy, inventory
     ).decide(request)
+
+
+def test_a_large_organisation_fits() -> None:
+    """Thousands of rules and apps: far over the 128 kB JWS payloads libraries default to."""
+    rules = tuple(
+        Rule(f"r{i}", Subjects(groups=frozenset({f"g{i}"})), Targets(apps=frozenset({f"a{i}"})))
+        for i in range(3000)
+    )
+    inventory = tuple(App(f"a{i}", frozenset({"t"})) for i in range(3000))
+    original = snapshot(Policy(rules), inventory)
+    signed = sign_snapshot(KEY, original)
+    assert len(signed) > 500_000
+    assert verify_snapshot(signed, jwks([KEY]), issuer=ISSUER) == original

@@ -278,20 +278,21 @@ def router() -> APIRouter:
 
     @api.post("/check", response_model=CheckOut, operation_id="check_policy")
     def check(body: CheckBody, who: AnyCaller, session: DbSession) -> dict[str, object]:
-        number, policy = policies.current_policy(session)
+        number, compiled = policies.current_compiled(session)
         context = _context(session, body)
-        return _decision(number, compile_policy(policy, [context.app]).decide(context))
+        return _decision(number, compiled.decide(context))
 
     @api.post("/test", response_model=TestOut, operation_id="test_policy")
     def test(body: TestBody, who: AnyCaller, session: DbSession) -> dict[str, object]:
         number, policy = _policy_under_test(session, body.source)
+        compiled = compile_policy(policy)  # apps it does not name are resolved per case
         results = []
         for index, case in enumerate(body.cases):
             try:
                 context = _context(session, case)
             except NotFound as exc:
                 raise Invalid([Problem(("cases", index), str(exc))]) from None
-            decision = compile_policy(policy, [context.app]).decide(context)
+            decision = compiled.decide(context)
             passed = str(decision.effect) == str(case.expect)
             name = case.name or f"case {index + 1}"
             results.append(
@@ -325,7 +326,8 @@ def router() -> APIRouter:
                 counts["replayed"] += 1
                 yield decision
 
-        changes = impact(candidate, recorded(), enforce=body.enforce)
+        inventory = policies.inventory_apps(session)
+        changes = impact(candidate, recorded(), apps=inventory, enforce=body.enforce)
         return {
             **counts,
             "since": since,

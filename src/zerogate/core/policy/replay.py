@@ -2,8 +2,9 @@
 
 Where it sits: a gateway turns every decision into an audit event (`access_event`) whose
 details hold the whole `RequestContext`; the control plane reads the events of the last days
-back (`recorded_decision`) and `impact` decides each again under a candidate policy, listing
-every (user, app) whose outcome would change. Pure: the caller supplies events and policy.
+back (`recorded_decision`) and `impact` decides each again under a candidate policy, compiled
+once, listing every (user, app) whose outcome would change. Pure: the caller supplies events,
+policy and inventory.
 
 Invariants:
 1. `recorded_decision(access_event(ctx, d, …).details).context == ctx`: the replayed request
@@ -21,7 +22,7 @@ from typing import Final
 from pydantic import TypeAdapter, ValidationError
 
 from zerogate.core.audit import AuditAction, AuditRecord, Outcome
-from zerogate.core.policy.compile import CompiledPolicy, compile_policy
+from zerogate.core.policy.compile import compile_policy
 from zerogate.core.policy.model import App, Decision, Effect, Mode, Policy, RequestContext
 
 _CONTEXT: Final = TypeAdapter(RequestContext)
@@ -94,27 +95,30 @@ def recorded_decision(details: Mapping[str, object]) -> RecordedDecision:
 
 
 def impact(
-    candidate: Policy, decisions: Iterable[RecordedDecision], *, enforce: bool = False
+    candidate: Policy,
+    decisions: Iterable[RecordedDecision],
+    *,
+    apps: Iterable[App] = (),
+    enforce: bool = False,
 ) -> list[Change]:
     """Every (user, app, before, after) a candidate changes, most frequent first.
 
+    `apps` is the inventory the candidate is compiled for, once; a recorded app that is not
+    in it (deleted or retagged since) is still decided correctly, only more slowly.
     `enforce` replays as if every app and rule were enforcing: what switching the monitored
-    apps to enforce would block. Each app's rules are compiled once, on first sight.
+    apps to enforce would block.
     """
-    compiled: dict[App, CompiledPolicy] = {}
-    changes: dict[tuple[str, str, Effect, Effect], Change] = {}
     if enforce:
         candidate = replace(
             candidate, rules=tuple(replace(r, mode=Mode.ENFORCE) for r in candidate.rules)
         )
+    compiled = compile_policy(candidate, apps)
+    changes: dict[tuple[str, str, Effect, Effect], Change] = {}
     for recorded in decisions:
         ctx = recorded.context
         if enforce and ctx.app.mode is not Mode.ENFORCE:
             ctx = replace(ctx, app=replace(ctx.app, mode=Mode.ENFORCE))
-        snapshot = compiled.get(ctx.app)
-        if snapshot is None:
-            snapshot = compiled[ctx.app] = compile_policy(candidate, [ctx.app])
-        decision = snapshot.decide(ctx)
+        decision = compiled.decide(ctx)
         if decision.effect is recorded.effect:
             continue
         key = (ctx.user, ctx.app.name, recorded.effect, decision.effect)

@@ -39,6 +39,8 @@ SNAPSHOT_TYPE: Final = "zg-snapshot+json"
 MAX_SNAPSHOT_BYTES: Final = 64 * 1024 * 1024  # a 5,000-rule policy with 10,000 apps is ~3 MB
 _HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
 _REGISTRY = JWSRegistry(algorithms=[ALGORITHM])
+# joserfc refuses payloads over 128 kB by default; a snapshot is larger (base64: 4/3 of it).
+_REGISTRY.max_payload_length = MAX_SNAPSHOT_BYTES * 4 // 3 + 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,7 @@ def verify_snapshot(text: str, key_set: Mapping[str, object], *, issuer: str) ->
     if not text.isascii() or len(text) > 2 * MAX_SNAPSHOT_BYTES or text.count(".") != 2:
         raise SnapshotError(SnapshotRejection.MALFORMED, "not a compact JWS of acceptable size")
     try:
-        header = jws.extract_compact(text.encode("ascii")).headers()
+        header = jws.extract_compact(text.encode("ascii"), registry=_REGISTRY).headers()
     except (JoseError, ValueError):
         raise SnapshotError(
             SnapshotRejection.MALFORMED, "the header is not base64url JSON"
