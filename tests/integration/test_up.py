@@ -393,6 +393,15 @@ def test_posture_over_mutual_tls_feeds_the_what_if(up: Running, tmp_path: Path) 
         assert done.returncode == 0, done.stderr
         return dict(json.loads(done.stdout))
 
+    def reach() -> dict[str, object]:
+        done = admin(up, up.token, "policy", "access", "--device", "laptop-7", "--json")
+        assert done.returncode == 0, done.stderr
+        (grant,) = json.loads(done.stdout)["apps"]
+        return dict(grant)
+
+    unready = reach()
+    assert unready["app"] == "grafana" and not unready["device_ready"]
+    assert "rule 'admins-healthy-laptops': device not enrolled" in unready["device_reasons"]  # type: ignore[operator]
     before = verdict()
     texts = [reason["text"] for reason in before["reasons"]]  # type: ignore[attr-defined]
     assert before["effect"] == "deny"
@@ -422,6 +431,9 @@ def test_posture_over_mutual_tls_feeds_the_what_if(up: Running, tmp_path: Path) 
 
     after = verdict()
     assert (after["effect"], after["rule"]) == ("allow", "admins-healthy-laptops")
+    assert reach()["device_ready"] is True
+    table = admin(up, up.token, "policy", "access", "--device", "laptop-7")
+    assert "grafana" in table.stdout and "yes" in table.stdout
     with httpx.Client(base_url=up.url, verify=plain) as api:
         shown = api.get("/api/v1/devices/laptop-7/posture", headers=headers).json()
         assert shown["enrolled"] and shown["report"]["processes"] == ["osqueryd"]

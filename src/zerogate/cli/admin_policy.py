@@ -221,19 +221,41 @@ def policy_app(api: Callable[[], Api]) -> typer.Typer:
         if report["unreadable"]:
             out.print(f"[yellow]{report['unreadable']} recorded events could not be replayed")
 
-    @app.command("access", help="What a user can reach (--user), or who can reach an app (--app).")
+    @app.command(
+        "access",
+        help="What a user (--user) or device (--device) can reach, or who can reach an app (--app).",
+    )
     def access(
         user: Annotated[str | None, typer.Option(help="Username.")] = None,
+        device: Annotated[str | None, typer.Option(help="Device name.")] = None,
         app_name: Annotated[str | None, typer.Option("--app", help="Application name.")] = None,
         as_json: JsonFlag = False,
     ) -> None:
-        if (user is None) == (app_name is None):
-            err.print("[red]give exactly one of --user and --app[/red]")
+        if sum(x is not None for x in (user, device, app_name)) != 1:
+            err.print("[red]give exactly one of --user, --device and --app[/red]")
             raise typer.Exit(2)
-        path = f"/policy/access/users/{user}" if user else f"/policy/access/apps/{app_name}"
+        if user:
+            path = f"/policy/access/users/{user}"
+        elif device:
+            path = f"/policy/access/devices/{device}"
+        else:
+            path = f"/policy/access/apps/{app_name}"
         result = api().request("GET", path).json()
         if as_json:
             out.print_json(json.dumps(result))
+        elif device:
+            table = Table(
+                "app", "granted by", "device ready", "why not",
+                title=f"what {device} ({result['user'] or 'no owner'}) can reach",
+            )  # fmt: skip
+            for row in result["apps"]:
+                table.add_row(
+                    row["app"],
+                    ", ".join(row["rules"]) or "-",
+                    "[green]yes[/green]" if row["device_ready"] else "[red]no[/red]",
+                    "; ".join(row["device_reasons"]),
+                )
+            out.print(table)
         elif user:
             table = Table(
                 "app", "granted by", "conditional", "monitor", title=f"what {user} can reach"

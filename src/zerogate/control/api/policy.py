@@ -23,7 +23,13 @@ from zerogate.control.errors import COMMON_RESPONSES, NOT_FOUND
 from zerogate.core.inventory.document import Problem
 from zerogate.core.inventory.names import NAME_PATTERN, USERNAME_PATTERN, Text
 from zerogate.core.policy.compile import compile_policy
-from zerogate.core.policy.graph import Principal, reachable_apps, who_can_reach
+from zerogate.core.policy.graph import (
+    Grant,
+    Principal,
+    device_shortfalls,
+    reachable_apps,
+    who_can_reach,
+)
 from zerogate.core.policy.model import (
     App,
     Decision,
@@ -38,7 +44,7 @@ from zerogate.core.policy.parse import parse_policy
 from zerogate.core.policy.replay import RecordedDecision, impact, recorded_decision
 from zerogate.store import audit, credentials, devices, policies, snapshots
 from zerogate.store.errors import Invalid, NotFound
-from zerogate.store.models import Application, PolicyVersion, utcnow
+from zerogate.store.models import Application, PolicyVersion, User, utcnow
 
 Number = Annotated[int, Path(ge=1, le=2**31)]
 
@@ -145,6 +151,18 @@ class GrantOut(BaseModel):
     monitor: bool
 
 
+class DeviceGrantOut(GrantOut):
+    device_ready: bool  # some granting rule's device conditions hold for it today
+    device_reasons: list[str]  # otherwise, every device condition that fails
+
+
+class DeviceAccess(BaseModel):
+    policy_version: int
+    device: str
+    user: str | None  # its owner; a device without one reaches nothing
+    apps: list[DeviceGrantOut]
+
+
 class UserAccess(BaseModel):
     policy_version: int
     user: str
@@ -170,6 +188,7 @@ class AppAccess(BaseModel):
 
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
 AppPath = Annotated[str, Path(pattern=NAME_PATTERN)]
+DevicePath = Annotated[str, Path(pattern=NAME_PATTERN)]
 
 
 def _version(row: PolicyVersion) -> dict[str, object]:
@@ -239,6 +258,25 @@ def _policy_under_test(session: Session, source: str | None) -> tuple[int, Polic
         return 0, parse_policy(source, policies.FILENAME, policies.known_names(session))
     except PolicyErrors as exc:
         raise _refused(exc) from None
+
+
+def _grants(session: Session, policy: Policy, user: User) -> list[Grant]:
+    principal = Principal(
+        user=user.username,
+        groups=frozenset(g.name for g in user.groups),
+        department=user.department.name if user.department else None,
+        office=user.office.name if user.office else None,
+    )
+    return reachable_apps(policy, principal, policies.inventory_apps(session))
+
+
+def _grant(grant: Grant) -> dict[str, object]:
+    return {
+        "app": grant.app,
+        "rules": list(grant.rules),
+        "conditional": grant.conditional,
+        "monitor": grant.monitor,
+    }
 
 
 def router() -> APIRouter:
@@ -356,23 +394,30 @@ def router() -> APIRouter:
         if user is None:
             raise NotFound("user", username)
         number, policy = policies.current_policy(session)
-        principal = Principal(
-            user=user.username,
-            groups=frozenset(g.name for g in user.groups),
-            department=user.department.name if user.department else None,
-            office=user.office.name if user.office else None,
-        )
-        grants = reachable_apps(policy, principal, policies.inventory_apps(session))
-        apps = [
-            {
-                "app": g.app,
-                "rules": list(g.rules),
-                "conditional": g.conditional,
-                "monitor": g.monitor,
-            }
-            for g in grants
-        ]
+        apps = [_grant(g) for g in _grants(session, policy, user)]
         return {"policy_version": number, "user": username, "apps": apps}
+
+    @api.get("/access/devices/{name}", response_model=DeviceAccess, operation_id="device_access")
+    def device_access(name: DevicePath, who: AnyCaller, session: DbSession) -> dict[str, object]:
+        row = devices.find(session, name)
+        if row is None:
+            raise NotFound("device", name)
+        number, policy = policies.current_policy(session)
+        if row.user is None:  # nobody signs in on it: it reaches nothing
+            return {"policy_version": number, "device": name, "user": None, "apps": []}
+        now = utcnow()
+        device = devices.policy_view(session, row, now)
+        apps = []
+        for grant in _grants(session, policy, row.user):
+            shortfalls = device_shortfalls(policy, grant, device, now)
+            apps.append(
+                {
+                    **_grant(grant),
+                    "device_ready": shortfalls is None,
+                    "device_reasons": [str(r) for r in shortfalls or ()],
+                }
+            )
+        return {"policy_version": number, "device": name, "user": row.user.username, "apps": apps}
 
     @api.get("/access/apps/{name}", response_model=AppAccess, operation_id="app_access")
     def app_access(name: AppPath, who: AnyCaller, session: DbSession) -> dict[str, object]:

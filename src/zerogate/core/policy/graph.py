@@ -1,5 +1,6 @@
-"""The access graph: which applications the policy can grant a person, and who can reach an
-application. Feeds the blast-radius and unused-app reports.
+"""The access graph: which applications the policy can grant a person (and whether their
+device meets the device conditions today), and who can reach an application. Feeds the
+blast-radius and unused-app reports.
 
 It reads the rules, not a request: an allow is counted when its `who` and `what` match, and
 marked conditional when it also has `when` conditions or method/path limits (so whether it
@@ -9,11 +10,28 @@ and no limits removes the grant; any other deny only makes it conditional.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from zerogate.core.policy.decide import app_matches
-from zerogate.core.policy.model import App, Effect, Mode, Policy, Rule, Subjects
+from zerogate.core.policy.conditions import checks_for
+from zerogate.core.policy.decide import app_matches, failures
+from zerogate.core.policy.model import (
+    App,
+    Conditions,
+    Device,
+    Effect,
+    Mode,
+    Policy,
+    Reason,
+    RequestContext,
+    Rule,
+    Subjects,
+)
+
+# Device checks never read the source address; the probe request still needs one.
+_NO_ADDRESS = ipaddress.IPv4Address(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +100,34 @@ def who_can_reach(policy: Policy, app: App) -> list[Audience]:
         for rule in _enforcing(policy, Effect.ALLOW)
         if app_matches(rule.targets, app.name, app.tags)
     ]
+
+
+def device_shortfalls(
+    policy: Policy, grant: Grant, device: Device, now: datetime
+) -> tuple[Reason, ...] | None:
+    """Why `device` cannot use `grant` today: None if one granting rule's device conditions
+    all hold (or it has none), else every device condition that failed, rule by rule.
+
+    Only device conditions are judged: MFA, network and time depend on the request, not on
+    the device, and stay "conditional".
+    """
+    if not grant.rules:  # a monitor-mode app lets everyone through
+        return None
+    probe = RequestContext(
+        user="",
+        app=App(grant.app),
+        now=now,
+        source_ip=_NO_ADDRESS,
+        device=device,
+    )
+    by_name = {rule.name: rule for rule in policy.rules}
+    why: list[Reason] = []
+    for name in grant.rules:
+        wanted = by_name[name].conditions.device
+        if wanted is None:
+            return None
+        failed = failures(checks_for(Conditions(device=wanted), {}), probe, name)
+        if not failed:
+            return None
+        why.extend(failed)
+    return tuple(why)
