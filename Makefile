@@ -32,5 +32,11 @@ test: $(VENV)/.dev-installed
 bench-import: $(VENV)/.dev-installed
 	$(BIN)/python bench/import_inventory.py
 
+# HTTP proxy throughput beside nginx and Caddy; e.g. `make bench-http ARGS=--quick`.
+.PHONY: bench-http
+bench-http: $(VENV)/.dev-installed
+	scripts/install-bench-deps.sh
+	$(BIN)/python bench/http_proxy.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

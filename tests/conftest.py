@@ -12,7 +12,6 @@ import os
 import pwd
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -22,14 +21,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from netkit import free_port
 from zerogate.store.db import Database, open_database
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _pg_bin() -> Path | None:

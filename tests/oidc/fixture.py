@@ -15,7 +15,6 @@ import html
 import json
 import os
 import re
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx2
 import pytest
 from joserfc.jwk import ECKey
+
+from netkit import free_port
 
 TESTS = Path(__file__).resolve().parents[1]
 INSTALL_SCRIPT = TESTS.parent / "scripts" / "install-oidc-provider.sh"
@@ -61,13 +62,6 @@ def signing_key(kid: str) -> dict[str, Any]:
     """A fresh private P-256 JWK (ES256) for the provider to sign ID tokens with."""
     key = ECKey.generate_key("P-256", {"kid": kid, "use": "sig", "alg": "ES256"}, private=True)
     return dict(key.as_dict(private=True))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _id_token_alg(jwks: Jwks) -> str:
@@ -180,7 +174,7 @@ def oidc_provider(oidc_provider_modules: Path) -> Iterator[StartProvider]:
         *,
         conform: bool = False,
     ) -> RunningProvider:
-        port = _free_port()
+        port = free_port()
         workdir = tempfile.TemporaryDirectory(prefix="zg-oidc-")
         workdirs.append(workdir)
         base_env = {

@@ -1,0 +1,277 @@
+"""Request-head rules (RFC 9110/9112): one meaning for every request, or a refusal.
+
+Where it sits: the gateway's protocol code parses the bytes (httptools) and hands the pieces
+to `check_request_head` before anything is routed, authorised or forwarded. Everything that
+could make the gateway and an upstream server read the same bytes differently — request
+smuggling through Content-Length/Transfer-Encoding, a Host that disagrees with the target,
+header values carrying line breaks — is refused here with the status to answer.
+
+Invariants of a returned `RequestHead`:
+- exactly one body framing: NONE, LENGTH (with its length) or CHUNKED, never two candidates;
+- `host` is a syntactically valid host (lower-case) and an absolute-form target named it too;
+- `path` is origin-form ("/..."), or "*" for OPTIONS; it is *not* normalised (see `paths`);
+- every header name is a token and every value is free of control characters, OWS trimmed.
+`HttpViolation.reason` is a fixed phrase, never an echo of the client's bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Headers = tuple[tuple[bytes, bytes], ...]
+_Named = tuple[str, str, int | None]  # (scheme, host, port) of an absolute-form target
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # controls and DEL; HTAB allowed
+_OWS = b" \t"
+_TARGET = re.compile(rb"[\x21-\x7e]*")
+_ABSOLUTE = re.compile(r"(?P<scheme>https?)://(?P<authority>[^/?]*)(?P<rest>.*)", re.IGNORECASE)
+# DNS-style reg-name or bracketed IPv6; sub-delims, user-info and %-escapes are refused.
+_AUTHORITY = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>[0-9]{1,5}))?")
+_PROTOCOL = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?")
+_CONTENT_LENGTH = re.compile(rb"[0-9]{1,19}")
+_DEFAULT_PORT = {"http": 80, "https": 443}
+# Codings we know but do not decode: refusing them is "not implemented", not a bad request.
+_KNOWN_CODINGS = frozenset(
+    {"chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress", "identity"}
+)
+# Tunnels out of the gateway (CONNECT) and reflected headers (TRACE) are never offered.
+_REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
+
+
+class BodyFraming(enum.Enum):
+    NONE = "none"
+    LENGTH = "length"
+    CHUNKED = "chunked"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_headers: int = 100
+    max_header_bytes: int = 16384  # sum of len(name) + len(value) over all headers
+    max_target_length: int = 8192
+    max_content_length: int = 1 << 40
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    method: str
+    path: str  # origin-form path before '?', not normalised; "*" for OPTIONS *
+    query: str  # after '?', without it; "" if none
+    host: str  # lower-case; an IPv6 literal keeps its brackets; "" only for HTTP/1.0
+    port: int | None
+    framing: BodyFraming
+    content_length: int | None  # set exactly when framing is LENGTH
+    keep_alive: bool
+    expect_continue: bool
+    upgrade: str | None  # lower-case first Upgrade protocol, only with Connection: upgrade
+    headers: Headers  # in order; names lower-cased, values OWS-trimmed
+
+
+class HttpViolation(Exception):
+    """A request the gateway refuses; `status` is the response code, `reason` safe to show."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def check_request_head(
+    method: bytes,
+    target: bytes,
+    http_version: str,
+    headers: Sequence[tuple[bytes, bytes]],
+    limits: Limits = Limits(),
+) -> RequestHead:
+    if http_version not in ("1.1", "1.0"):
+        raise HttpViolation(505, "HTTP version not supported")
+    http10 = http_version == "1.0"
+    _check_limits(headers, limits)
+    name = _check_method(method)
+    path, query, named = _split_target(name, target, limits)
+    cleaned = _clean_headers(headers)
+    host, port = _host(cleaned, http10)
+    if named is not None and not _same_authority(named, (host, port)):
+        raise HttpViolation(400, "absolute-form target names another host")
+    framing, length = _body_framing(cleaned, http10, limits)
+    connection = _list_values(cleaned, b"connection")
+    return RequestHead(
+        method=name,
+        path=path,
+        query=query,
+        host=host,
+        port=port,
+        framing=framing,
+        content_length=length,
+        keep_alive="close" not in connection and (not http10 or "keep-alive" in connection),
+        expect_continue=_expect_continue(cleaned, http10),
+        upgrade=None if http10 or "upgrade" not in connection else _upgrade(cleaned),
+        headers=cleaned,
+    )
+
+
+def _check_limits(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> None:
+    if len(headers) > limits.max_headers:
+        raise HttpViolation(431, "too many header fields")
+    if sum(len(n) + len(v) for n, v in headers) > limits.max_header_bytes:
+        raise HttpViolation(431, "header fields too large")
+
+
+def _clean_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
+    cleaned = []
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name):
+            raise HttpViolation(400, "invalid header name")
+        # CR/LF/NUL in a value would let the forwarded head say something else upstream.
+        if _BAD_VALUE_BYTE.search(value):
+            raise HttpViolation(400, "invalid header value")
+        cleaned.append((name.lower(), value.strip(_OWS)))
+    return tuple(cleaned)
+
+
+def _check_method(method: bytes) -> str:
+    if not _TOKEN.fullmatch(method):
+        raise HttpViolation(400, "invalid method")
+    name = method.decode("ascii")
+    # Methods are case-sensitive, but some servers are not: refuse "connect" as well.
+    if name.upper() in _REFUSED_METHODS:
+        raise HttpViolation(405, "method not allowed")
+    return name
+
+
+def _split_target(method: str, target: bytes, limits: Limits) -> tuple[str, str, _Named | None]:
+    """(path, query, authority named by an absolute-form target, if it was one)."""
+    if len(target) > limits.max_target_length:
+        raise HttpViolation(414, "request target too long")
+    if not target or not _TARGET.fullmatch(target):
+        raise HttpViolation(400, "invalid request target")
+    text = target.decode("ascii")
+    if "#" in text:
+        raise HttpViolation(400, "fragment in request target")
+    if text == "*":
+        if method != "OPTIONS":
+            raise HttpViolation(400, "asterisk target is only for OPTIONS")
+        return "*", "", None
+    named = None
+    absolute = _ABSOLUTE.fullmatch(text)
+    if absolute:
+        named = _named_authority(absolute)
+        # Reduced to origin-form: an empty path means "/" (RFC 9112 §3.2.2).
+        text = absolute["rest"] if absolute["rest"].startswith("/") else "/" + absolute["rest"]
+    if not text.startswith("/"):
+        raise HttpViolation(400, "invalid request target")
+    path, _, query = text.partition("?")
+    return path, query, named
+
+
+def _named_authority(absolute: re.Match[str]) -> _Named:
+    try:
+        host, port = _parse_authority(absolute["authority"])
+    except HttpViolation:
+        raise HttpViolation(400, "invalid authority in request target") from None
+    return absolute["scheme"].lower(), host, port
+
+
+def _same_authority(named: _Named, host: tuple[str, int | None]) -> bool:
+    # Effective ports: "http://a/" with "Host: a:8080" names two different servers.
+    scheme, target_host, target_port = named
+    default = _DEFAULT_PORT[scheme]
+    return (target_host, target_port or default) == (host[0], host[1] or default)
+
+
+def _parse_authority(text: str) -> tuple[str, int | None]:
+    """`host[:port]` as (lower-case host, port); brackets kept on IPv6 literals."""
+    match = _AUTHORITY.fullmatch(text)
+    if not match:
+        raise HttpViolation(400, "invalid host")
+    host = match["host"].lower()
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise HttpViolation(400, "invalid host") from None
+    port = None if match["port"] is None else int(match["port"])
+    if port is not None and not 1 <= port <= 65535:
+        raise HttpViolation(400, "invalid host")
+    return host, port
+
+
+def _host(headers: Headers, http10: bool) -> tuple[str, int | None]:
+    values = [v for n, v in headers if n == b"host"]
+    if http10 and not values:
+        return "", None
+    if len(values) != 1:
+        raise HttpViolation(400, "exactly one Host header is required")
+    return _parse_authority(values[0].decode("latin-1"))
+
+
+def _body_framing(headers: Headers, http10: bool, limits: Limits) -> tuple[BodyFraming, int | None]:
+    lengths = [v for n, v in headers if n == b"content-length"]
+    codings = [v for n, v in headers if n == b"transfer-encoding"]
+    # Two candidate framings is the classic smuggling vector: refuse rather than choose.
+    if lengths and codings:
+        raise HttpViolation(400, "both Content-Length and Transfer-Encoding")
+    if codings:
+        if http10:
+            raise HttpViolation(400, "Transfer-Encoding in an HTTP/1.0 request")
+        _check_transfer_coding(codings)
+        return BodyFraming.CHUNKED, None
+    if lengths:
+        return BodyFraming.LENGTH, _content_length(lengths, limits)
+    return BodyFraming.NONE, None
+
+
+def _check_transfer_coding(values: list[bytes]) -> None:
+    """Accept a single `Transfer-Encoding: chunked`; explain why anything else is refused."""
+    if len(values) == 1 and values[0].lower() == b"chunked":
+        return
+    codings = [c.strip(_OWS).lower() for v in values for c in v.split(b",")]
+    if not all(_TOKEN.fullmatch(c) for c in codings):
+        raise HttpViolation(400, "invalid Transfer-Encoding")
+    names = [c.decode("ascii") for c in codings]
+    if not set(names) <= _KNOWN_CODINGS:
+        raise HttpViolation(400, "unknown transfer coding")
+    # chunked twice, or not last, leaves the body length undefined (RFC 9112 §6.3).
+    if names.count("chunked") > 1 or ("chunked" in names and names[-1] != "chunked"):
+        raise HttpViolation(400, "invalid Transfer-Encoding")
+    raise HttpViolation(501, "transfer coding not implemented")
+
+
+def _content_length(values: list[bytes], limits: Limits) -> int:
+    # Even equal duplicates are refused: some servers take the first, some the sum.
+    if len(values) != 1 or not _CONTENT_LENGTH.fullmatch(values[0]):
+        raise HttpViolation(400, "invalid Content-Length")
+    length = int(values[0])
+    if length > limits.max_content_length:
+        raise HttpViolation(413, "content too large")
+    return length
+
+
+def _list_values(headers: Headers, name: bytes) -> frozenset[str]:
+    """The lower-case tokens of a comma-separated list header, over all its lines."""
+    items = [i.strip(_OWS) for n, v in headers if n == name for i in v.split(b",")]
+    items = [i for i in items if i]  # empty list elements are legal (RFC 9110 §5.6.1)
+    if not all(_TOKEN.fullmatch(i) for i in items):
+        raise HttpViolation(400, "invalid list header")
+    return frozenset(i.decode("ascii").lower() for i in items)
+
+
+def _expect_continue(headers: Headers, http10: bool) -> bool:
+    values = [v for n, v in headers if n == b"expect"]
+    if any(v.lower() != b"100-continue" for v in values):
+        raise HttpViolation(417, "expectation not supported")
+    # An HTTP/1.0 client cannot know 100 Continue: RFC 9110 §10.1.1 says ignore it.
+    return bool(values) and not http10
+
+
+def _upgrade(headers: Headers) -> str | None:
+    protocols = [p.strip(_OWS) for n, v in headers if n == b"upgrade" for p in v.split(b",")]
+    protocols = [p for p in protocols if p]
+    if not all(_PROTOCOL.fullmatch(p) for p in protocols):
+        raise HttpViolation(400, "invalid Upgrade")
+    return protocols[0].decode("ascii").lower() if protocols else None

@@ -1,0 +1,729 @@
+"""The gateway's HTTP/1.1 front: one asyncio Protocol per client connection, httptools parsing.
+
+Where it sits: `server.py` listens and builds a `ClientConnection` per accepted socket. Each
+request's head is checked by `core/http/framing.py`, its path normalised by
+`core/http/paths.py`, and handed to the `Handler` (enforcement lives there), which answers
+with a `Reply` (the gateway speaks: 404, redirect to login, deny page) or a `Forward` (an
+upstream, and headers to add). Bodies stream in both directions without being gathered.
+
+Theory of operation:
+- Requests on a connection are answered in order (pipelining): `cycles[0]` is the request
+  being answered; a pipelined request parsed meanwhile waits in `cycles`, and reading pauses
+  until the one before it is answered, so a client cannot queue unbounded work.
+- Flow control is by pausing transports, never by buffering: a slow client pauses the
+  upstream's reading (`pause_writing`), a slow upstream pauses the client's reading.
+  `_paused` holds why reading is paused; reading resumes when no reason is left.
+- An error before the response head was sent gets a status page; after it, the only honest
+  signal left is to cut the connection.
+- Timers: the head must arrive within `header_timeout` (slowloris), a kept-alive connection
+  may idle `idle_timeout`, the upstream must start answering within `response_timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+import httptools
+
+from zerogate.core.http.framing import (
+    BodyFraming,
+    HttpViolation,
+    Limits,
+    RequestHead,
+    check_request_head,
+)
+from zerogate.core.http.paths import PathError, normalise_path
+from zerogate.gateway.upstream import Pool, Upstream, UpstreamConnection
+
+# Hop-by-hop (RFC 9110 §7.6.1): never forwarded, in either direction.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"expect",  # the gateway answers 100-continue itself
+        b"content-length",  # re-emitted from the framing we chose
+    }
+)
+# Headers that could carry identity or provenance: only the gateway sets them.
+IDENTITY_HEADERS = frozenset(
+    {
+        b"x-forwarded-user",
+        b"x-forwarded-email",
+        b"x-forwarded-groups",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-real-ip",
+        b"forwarded",
+        b"x-auth-request-user",
+        b"x-auth-request-email",
+        b"remote-user",
+    }
+)
+_REASONS = {
+    100: b"Continue",
+    302: b"Found",
+    400: b"Bad Request",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    417: b"Expectation Failed",
+    431: b"Request Header Fields Too Large",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+    505: b"HTTP Version Not Supported",
+}
+_BUFFER_LIMIT = 256 * 1024  # request body held while the upstream connection is being made
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    limits: Limits = field(default_factory=Limits)
+    header_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    response_timeout: float = 60.0
+    max_connections_per_client: int = 512
+    strip_headers: frozenset[bytes] = IDENTITY_HEADERS
+    scheme: bytes = b"https"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    head: RequestHead
+    path: str  # normalised: what the policy matched and what the upstream receives
+    client: str  # the peer's address
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one request, for the audit event (written by the handler's hook)."""
+
+    status: int
+    bytes_in: int
+    bytes_out: int
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    upstream: Upstream
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # added to the upstream request
+    response_headers: tuple[tuple[bytes, bytes], ...] = ()  # added to the client response
+    done: Callable[[Outcome], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    content_type: bytes = b"text/html; charset=utf-8"
+    done: Callable[[Outcome], None] | None = None
+
+
+Handler = Callable[[Request], Forward | Reply]
+
+
+class Gateway:
+    """What every connection of one listener shares."""
+
+    def __init__(self, handler: Handler, options: Options, loop: asyncio.AbstractEventLoop):
+        self.handler = handler
+        self.options = options
+        self.loop = loop
+        self.pool = Pool(loop)
+        self.per_client: defaultdict[str, int] = defaultdict(int)
+        self.connections: set[ClientConnection] = set()
+
+    def protocol(self) -> ClientConnection:
+        return ClientConnection(self)
+
+    def close(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
+        self.pool.close()
+
+
+def status_page(status: int, text: str) -> Reply:
+    body = f"<!doctype html><title>{status}</title><p>{text}</p>\n".encode()
+    return Reply(status, body)
+
+
+class Cycle:
+    """One request and its response; receives the upstream's response callbacks."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.head: RequestHead | None = None
+        self.reply: Reply | None = None  # an answer decided before forwarding (errors)
+        self.body: deque[bytes] = deque()
+        self.body_buffered = 0
+        self.body_done = False
+        self.chunked_in = False
+        self.upstream: UpstreamConnection | None = None
+        self.forward: Forward | None = None
+        self.head_sent = False
+        self.chunked_out = False
+        self.keep_alive = True
+        self.finished = False
+        self.tunnel_pending: list[bytes] = []
+        self.tunnel = False
+        self.started = time.monotonic()
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    # --- request body, from the client parser -----------------------------------------------
+
+    def feed_body(self, chunk: bytes) -> None:
+        self.bytes_in += len(chunk)
+        if self.upstream is not None:
+            self._send_body(chunk)
+            return
+        if self.reply is not None or self.finished:
+            return  # answered without forwarding: the body is read and dropped
+        self.body.append(chunk)
+        self.body_buffered += len(chunk)
+        if self.body_buffered > _BUFFER_LIMIT:
+            self.conn.pause("buffer")
+
+    def complete_body(self) -> None:
+        self.body_done = True
+        if self.upstream is not None and self.chunked_in:
+            self.upstream.write(b"0\r\n\r\n")
+
+    def _send_body(self, chunk: bytes) -> None:
+        assert self.upstream is not None
+        if self.chunked_in:
+            self.upstream.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        else:
+            self.upstream.write(chunk)
+        if self.upstream.write_paused:
+            self.conn.pause("upstream")
+
+    # --- attaching the upstream ---------------------------------------------------------------
+
+    def attach(self, upstream: UpstreamConnection, forward: Forward, request: bytes) -> None:
+        assert self.head is not None
+        self.upstream = upstream
+        upstream.start(self, head_request=self.head.method == "HEAD")
+        upstream.write(request)
+        while self.body:
+            self._send_body(self.body.popleft())
+        self.body_buffered = 0
+        self.conn.resume("buffer")
+        if self.body_done and self.chunked_in:
+            upstream.write(b"0\r\n\r\n")
+        self.timer = self.conn.gateway.loop.call_later(
+            self.conn.gateway.options.response_timeout, self._response_timeout
+        )
+
+    def _response_timeout(self) -> None:
+        self.timer = None
+        if not self.head_sent and self.upstream is not None:
+            upstream, self.upstream = self.upstream, None
+            upstream.abort()
+            self.conn.answer_error(self, 504, "the application did not answer in time")
+
+    # --- the upstream's response (upstream.Exchange) --------------------------------------------
+
+    def response_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
+    ) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        assert self.head is not None
+        self.status = status
+        length = None
+        chunked = False
+        out = bytearray(b"HTTP/1.1 %d %b\r\n" % (status, reason or _REASONS.get(status, b"")))
+        connection_tokens = _connection_tokens(headers)
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                length = value
+            elif lowered == b"transfer-encoding":
+                chunked = True
+            if lowered in HOP_BY_HOP or lowered in connection_tokens:
+                continue
+            out += name + b": " + value + b"\r\n"
+        if self.forward is not None:
+            for name, value in self.forward.response_headers:
+                out += name + b": " + value + b"\r\n"
+        no_body = self.head.method == "HEAD" or status in (204, 304)
+        if status == 101:
+            out += b"connection: upgrade\r\nupgrade: " + _header(headers, b"upgrade") + b"\r\n"
+        elif length is not None and not chunked:
+            out += b"content-length: " + length + b"\r\n"
+        elif not no_body:
+            if self.head.keep_alive and self.conn.http11:
+                self.chunked_out = True
+                out += b"transfer-encoding: chunked\r\n"
+            else:
+                self.keep_alive = False  # the end of the body is the end of the connection
+        if not self.head.keep_alive or not self.keep_alive or not self.body_done:
+            self.keep_alive = False
+            if status != 101:
+                out += b"connection: close\r\n"
+        out += b"\r\n"
+        self.head_sent = True
+        self.conn.write(bytes(out))
+
+    def response_body(self, chunk: bytes) -> None:
+        self.bytes_out += len(chunk)
+        if self.chunked_out:
+            self.conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        else:
+            self.conn.write(chunk)
+
+    def response_done(self) -> None:
+        if self.chunked_out:
+            self.conn.write(b"0\r\n\r\n")
+        self.upstream = None
+        self.conn.finish(self)
+
+    def upstream_failed(self, why: str) -> None:
+        self.upstream = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.finished:
+            return
+        if not self.head_sent:
+            self.conn.answer_error(self, 502, "the application is not reachable")
+        else:
+            self.keep_alive = False
+            self.conn.finish(self, error=why, cut=True)
+
+    def upstream_writable(self) -> None:
+        self.conn.resume("upstream")
+
+    def upstream_upgraded(self, rest: bytes) -> None:
+        self.tunnel = True
+        self.conn.start_tunnel(self)
+        if rest:
+            self.conn.write(rest)
+        if self.upstream is not None:
+            for data in self.tunnel_pending:  # what the client sent after its upgrade request
+                self.upstream.write(data)
+        self.tunnel_pending.clear()
+        self.conn.resume("buffer")
+
+    def tunnel_data(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        self.conn.write(data)
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.parser = httptools.HttpRequestParser(self)
+        self.parsing: Cycle | None = None
+        self.cycles: deque[Cycle] = deque()
+        self.http11 = True
+        self.closing = False
+        self.upgraded: Cycle | None = None
+        self._paused: set[str] = set()
+        self._write_paused = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its interface.
+        self.transport = cast("asyncio.Transport", transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else ""
+        gateway = self.gateway
+        gateway.per_client[self.peer] += 1
+        gateway.connections.add(self)
+        if gateway.per_client[self.peer] > gateway.options.max_connections_per_client:
+            self.closing = True
+            self.transport.write(_plain(503, b"too many connections", close=True))
+            self.transport.close()
+            return
+        self._arm(gateway.options.header_timeout, self._head_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.upgraded is not None:
+            self._tunnel_in(self.upgraded, data)
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            offset = upgrade.args[0] if upgrade.args else len(data)
+            cycle = self.cycles[-1] if self.cycles else None
+            if cycle is None or cycle.head is None or cycle.head.upgrade is None:
+                self._protocol_error(400, "unexpected upgrade")
+                return
+            self.upgraded = cycle
+            if data[offset:]:
+                self._tunnel_in(cycle, data[offset:])
+        except httptools.HttpParserError as exc:
+            # httptools wraps what a callback raised (our HttpViolation) in its own error.
+            cause = exc.__context__
+            if isinstance(cause, HttpViolation):
+                self._protocol_error(cause.status, cause.reason)
+            else:
+                self._protocol_error(400, "malformed request")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        gateway = self.gateway
+        gateway.connections.discard(self)
+        gateway.per_client[self.peer] -= 1
+        if gateway.per_client[self.peer] <= 0:
+            del gateway.per_client[self.peer]
+        self.closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for cycle in self.cycles:
+            cycle.finished = True
+            if cycle.timer is not None:
+                cycle.timer.cancel()
+            if cycle.upstream is not None:
+                cycle.upstream.abort()
+                cycle.upstream = None
+            self._report(cycle, "the client went away")
+        self.cycles.clear()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self.cycles and self.cycles[0].upstream is not None:
+            self.cycles[0].upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.cycles and self.cycles[0].upstream is not None:
+            self.cycles[0].upstream.resume_reading()
+
+    # --- httptools callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.parsing = Cycle(self)
+        self._arm(self.gateway.options.header_timeout, self._head_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        assert self.parsing is not None
+        self.parsing.url += url
+        if len(self.parsing.url) > self.gateway.options.limits.max_target_length:
+            raise HttpViolation(414, "request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        cycle = self.parsing
+        assert cycle is not None
+        cycle.headers.append((name, value))
+        cycle.header_bytes += len(name) + len(value)
+        limits = self.gateway.options.limits
+        if len(cycle.headers) > limits.max_headers or cycle.header_bytes > limits.max_header_bytes:
+            raise HttpViolation(431, "request header fields too large")
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        cycle = self.parsing
+        assert cycle is not None
+        version = self.parser.get_http_version()
+        self.http11 = version == "1.1"
+        head = check_request_head(
+            self.parser.get_method(), cycle.url, version, cycle.headers, self.gateway.options.limits
+        )
+        cycle.head = head
+        cycle.chunked_in = head.framing is BodyFraming.CHUNKED
+        cycle.keep_alive = head.keep_alive
+        if head.framing is BodyFraming.NONE:
+            cycle.body_done = True
+        self.cycles.append(cycle)
+        if len(self.cycles) == 1:
+            self._begin(cycle)
+
+    def on_body(self, body: bytes) -> None:
+        if self.parsing is not None:
+            self.parsing.feed_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle, self.parsing = self.parsing, None
+        if cycle is None:
+            return
+        cycle.complete_body()
+        if not cycle.finished:
+            self.pause("pipeline")  # answer this one before reading the next
+        elif not self.cycles:
+            self._idle()
+
+    # --- answering ----------------------------------------------------------------------------
+
+    def _begin(self, cycle: Cycle) -> None:
+        head = cycle.head
+        assert head is not None
+        try:
+            path = normalise_path(head.path) if head.path != "*" else "*"
+        except PathError as exc:
+            self.answer(cycle, status_page(400, f"bad request path: {exc.reason}"))
+            return
+        try:
+            decision = self.gateway.handler(Request(head, path, self.peer))
+        except Exception:  # a bug in enforcement must deny, never crash the listener
+            self.answer(cycle, status_page(503, "the gateway could not decide"))
+            return
+        if isinstance(decision, Reply):
+            self.answer(cycle, decision)
+            return
+        cycle.forward = decision
+        if head.expect_continue and not cycle.body_done:
+            self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request = self._upstream_request(head, path, decision)
+        upstream = self.gateway.pool.take_idle(decision.upstream)
+        if upstream is not None:
+            cycle.attach(upstream, decision, request)
+        else:
+            self.gateway.loop.create_task(self._connect(cycle, decision, request))
+
+    async def _connect(self, cycle: Cycle, forward: Forward, request: bytes) -> None:
+        try:
+            upstream = await self.gateway.pool.acquire(forward.upstream)
+        except (OSError, TimeoutError):
+            if not cycle.finished and not self.closing:
+                self.answer_error(cycle, 502, "the application is not reachable")
+            return
+        if cycle.finished or self.closing:
+            self.gateway.pool.release(upstream)
+            return
+        cycle.attach(upstream, forward, request)
+
+    def _upstream_request(self, head: RequestHead, path: str, forward: Forward) -> bytes:
+        target = path + ("?" + head.query if head.query else "")
+        out = bytearray(b"%b %b HTTP/1.1\r\n" % (head.method.encode(), target.encode()))
+        strip = self.gateway.options.strip_headers
+        connection_tokens = _connection_tokens(head.headers)
+        for name, value in head.headers:
+            # Some servers read "_" as "-": X_Forwarded_User must not slip through either.
+            canonical = name.replace(b"_", b"-")
+            if (
+                canonical in HOP_BY_HOP
+                or canonical in strip
+                or canonical.startswith(b"x-zerogate-")
+                or (name in connection_tokens and name != b"host")
+            ):
+                continue
+            out += name + b": " + value + b"\r\n"
+        for name, value in forward.headers:
+            out += name + b": " + value + b"\r\n"
+        out += b"x-forwarded-for: " + self.peer.encode() + b"\r\n"
+        out += b"x-forwarded-proto: " + self.gateway.options.scheme + b"\r\n"
+        if head.host:
+            out += b"x-forwarded-host: " + head.host.encode() + b"\r\n"
+        if head.upgrade is not None:
+            out += b"connection: upgrade\r\nupgrade: " + _header(head.headers, b"upgrade") + b"\r\n"
+        elif head.framing is BodyFraming.LENGTH:
+            out += b"content-length: %d\r\n" % (head.content_length or 0)
+        elif head.framing is BodyFraming.CHUNKED:
+            out += b"transfer-encoding: chunked\r\n"
+        out += b"\r\n"
+        return bytes(out)
+
+    def answer(self, cycle: Cycle, reply: Reply) -> None:
+        """The gateway answers itself; an unread request body means the connection ends."""
+        cycle.reply = reply
+        cycle.status = reply.status
+        if not cycle.body_done or self.upgraded is cycle:
+            cycle.keep_alive = False
+        close = not cycle.keep_alive or self.closing
+        out = bytearray(
+            b"HTTP/1.1 %d %b\r\ncontent-type: %b\r\ncontent-length: %d\r\n"
+            % (reply.status, _REASONS.get(reply.status, b""), reply.content_type, len(reply.body))
+        )
+        for name, value in reply.headers:
+            out += name + b": " + value + b"\r\n"
+        if close:
+            out += b"connection: close\r\n"
+        out += b"\r\n"
+        if cycle.head is None or cycle.head.method != "HEAD":
+            out += reply.body
+        cycle.head_sent = True
+        cycle.bytes_out = len(reply.body)
+        self.write(bytes(out))
+        self.finish(cycle)
+
+    def answer_error(self, cycle: Cycle, status: int, text: str) -> None:
+        cycle.keep_alive = False
+        self.answer(cycle, status_page(status, text))
+
+    def finish(self, cycle: Cycle, error: str | None = None, *, cut: bool = False) -> None:
+        if cycle.finished:
+            return
+        cycle.finished = True
+        if cycle.timer is not None:
+            cycle.timer.cancel()
+            cycle.timer = None
+        self._report(cycle, error)
+        if self.cycles and self.cycles[0] is cycle:
+            self.cycles.popleft()
+        if cut:
+            self.closing = True
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        if not cycle.keep_alive or self.upgraded is cycle:
+            self.close()
+            return
+        self.resume("pipeline")
+        if self.cycles:
+            self._begin(self.cycles[0])
+        elif self.parsing is None:
+            self._idle()
+
+    def _report(self, cycle: Cycle, error: str | None) -> None:
+        done = cycle.forward.done if cycle.forward else cycle.reply.done if cycle.reply else None
+        if done is None:
+            return
+        outcome = Outcome(
+            cycle.status,
+            cycle.bytes_in,
+            cycle.bytes_out,
+            time.monotonic() - cycle.started,
+            error,
+        )
+        with contextlib.suppress(Exception):  # auditing must not take the connection down
+            done(outcome)
+
+    # --- WebSocket and other upgrades -----------------------------------------------------------
+
+    def start_tunnel(self, cycle: Cycle) -> None:
+        self.upgraded = cycle
+        self._disarm()
+        self.resume("pipeline")  # the upgrade request "completed": its tunnel bytes follow
+
+    def _tunnel_in(self, cycle: Cycle, data: bytes) -> None:
+        cycle.bytes_in += len(data)
+        if cycle.upstream is not None and cycle.tunnel:
+            cycle.upstream.write(data)
+        else:
+            cycle.tunnel_pending.append(data)
+            if sum(map(len, cycle.tunnel_pending)) > _BUFFER_LIMIT:
+                self.pause("buffer")
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def pause(self, why: str) -> None:
+        if not self._paused and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused.add(why)
+
+    def resume(self, why: str) -> None:
+        if why not in self._paused:
+            return
+        self._paused.discard(why)
+        if not self._paused and self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.closing = True
+        self._disarm()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _protocol_error(self, status: int, reason: str) -> None:
+        """The byte stream can no longer be trusted: answer (if we may) and close."""
+        self.closing = True
+        self._disarm()
+        streaming = bool(self.cycles) and self.cycles[0].head_sent
+        for cycle in self.cycles:  # nothing more may reach this client from an upstream
+            cycle.finished = True
+            if cycle.timer is not None:
+                cycle.timer.cancel()
+            if cycle.upstream is not None:
+                cycle.upstream.abort()
+                cycle.upstream = None
+        self.cycles.clear()
+        if streaming:
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        if self.transport is not None:
+            self.transport.write(_plain(status, reason.encode(), close=True))
+            self.transport.close()
+
+    def _arm(self, seconds: float, callback: Callable[[], None]) -> None:
+        self._disarm()
+        self._timer = self.gateway.loop.call_later(seconds, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _idle(self) -> None:
+        self._arm(self.gateway.options.idle_timeout, self.close)
+
+    def _head_timeout(self) -> None:
+        self._timer = None
+        if self.cycles:
+            return  # a request is being answered; its own timers apply
+        if self.parsing is not None:
+            self._protocol_error(408, "request head not received in time")
+        else:
+            self.close()
+
+
+def _plain(status: int, text: bytes, *, close: bool) -> bytes:
+    body = b"<!doctype html><title>%d</title><p>%b</p>\n" % (status, text)
+    return (
+        b"HTTP/1.1 %d %b\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: %d\r\n%b\r\n"
+        % (status, _REASONS.get(status, b""), len(body), b"connection: close\r\n" if close else b"")
+        + body
+    )
+
+
+def _connection_tokens(
+    headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...],
+) -> set[bytes]:
+    """Header names listed in Connection: hop-by-hop by declaration (RFC 9110 §7.6.1)."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    tokens.discard(b"close")
+    tokens.discard(b"keep-alive")
+    tokens.discard(b"upgrade")
+    return tokens
+
+
+def _header(
+    headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...], wanted: bytes
+) -> bytes:
+    for name, value in headers:
+        if name.lower() == wanted:
+            return value
+    return b""

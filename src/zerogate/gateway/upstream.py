@@ -1,0 +1,274 @@
+"""Connections to upstream applications: one HTTP/1.1 exchange at a time, pooled when idle.
+
+Where it sits: `http.py` asks the `Pool` for a connection to an `Upstream`, writes the request
+through it and receives the response as callbacks on an `Exchange` (its own object), so
+bytes flow from the upstream socket to the client socket without a queue or a task in
+between. Flow control is the transports' own: when the client cannot take more, the
+exchange pauses this connection's reading, and the other way round.
+
+Invariants:
+1. A connection is in the pool only when idle: its previous response was complete, the
+   upstream said keep-alive, and the connection is still open.
+2. Every exchange ends exactly once: `response_done`, or `upstream_failed` (before or after
+   the response head), never both.
+3. A response to HEAD, or whose body length the parser cannot know, never returns its
+   connection to the pool (the parser may not be at a message boundary).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+import httptools
+
+MAX_IDLE_PER_UPSTREAM = 64
+IDLE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    host: str
+    port: int
+    tls: ssl.SSLContext | None = None
+    server_hostname: str | None = None  # SNI and verification name when `tls` is set
+
+
+class Exchange(Protocol):
+    """The consumer of one response (the client side of the proxy)."""
+
+    def response_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
+    ) -> None: ...
+
+    def response_body(self, chunk: bytes) -> None: ...
+
+    def response_done(self) -> None: ...
+
+    def upstream_failed(self, why: str) -> None: ...
+
+    def upstream_writable(self) -> None: ...
+
+    def upstream_upgraded(self, rest: bytes) -> None: ...
+
+    def tunnel_data(self, data: bytes) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    def __init__(self, pool: Pool, upstream: Upstream) -> None:
+        self.pool = pool
+        self.upstream = upstream
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self.head_request = False
+        self.write_paused = False
+        self.closed = False
+        self.tunnel = False
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._until_close = False
+        self._got_head = False
+        self._status = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # --- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its interface.
+        self.transport = cast("asyncio.Transport", transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel:
+            if self.exchange is not None:
+                self.exchange.tunnel_data(data)
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            offset = upgrade.args[0] if upgrade.args else len(data)
+            self.tunnel = True
+            if self.exchange is not None:
+                self.exchange.upstream_upgraded(data[offset:])
+        except httptools.HttpParserError:
+            self._fail("the upstream sent a malformed response")
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        exchange, self.exchange = self.exchange, None
+        if exchange is None:
+            return
+        if self.tunnel:
+            exchange.upstream_failed("closed")
+        elif self._got_head and self._until_close:
+            exchange.response_done()  # RFC 9112 §6.3 (8): the body ends with the connection
+        else:
+            exchange.upstream_failed("the upstream closed the connection")
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.exchange is not None:
+            self.exchange.upstream_writable()
+
+    # --- httptools callbacks ----------------------------------------------------------------
+
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        headers, reason = self._headers, self._reason
+        self._headers, self._reason = [], b""
+        if 100 <= status < 200 and status != 101:
+            return  # interim responses (103 Early Hints…): we asked for none, so drop them
+        self._got_head = True
+        self._status = status
+        self._until_close = _close_delimited(status, headers, self.head_request)
+        if self.exchange is not None:
+            self.exchange.response_head(status, reason, headers, self._parser.should_keep_alive())
+        if self.head_request:
+            self._finish(reusable=False)
+
+    def on_body(self, body: bytes) -> None:
+        if self.exchange is not None:
+            self.exchange.response_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._status == 101:
+            return  # the upgrade error that follows hands the connection to the tunnel
+        if self._got_head and not self.tunnel:
+            self._finish(reusable=self._parser.should_keep_alive() and not self._until_close)
+
+    # --- used by the client side ------------------------------------------------------------
+
+    def start(self, exchange: Exchange, *, head_request: bool) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        self.exchange = exchange
+        self.head_request = head_request
+        self._got_head = False
+        self._status = 0
+        self._until_close = False
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def abort(self) -> None:
+        self.exchange = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _finish(self, *, reusable: bool) -> None:
+        exchange, self.exchange = self.exchange, None
+        if reusable:
+            self.pool.release(self)
+        elif self.transport is not None:
+            self.transport.close()
+        if exchange is not None:
+            exchange.response_done()
+
+    def _fail(self, why: str) -> None:
+        exchange, self.exchange = self.exchange, None
+        if self.transport is not None:
+            self.transport.abort()
+        if exchange is not None:
+            exchange.upstream_failed(why)
+
+    def idle_since_now(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._idle_timer = loop.call_later(IDLE_SECONDS, self._idle_expired)
+
+    def _idle_expired(self) -> None:
+        self.pool.forget(self)
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _close_delimited(status: int, headers: list[tuple[bytes, bytes]], head: bool) -> bool:
+    """True when only the connection's end can end this response's body (RFC 9112 §6.3)."""
+    if head or status in (204, 304) or 100 <= status < 200:
+        return False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-length":
+            return False
+        if lowered == b"transfer-encoding" and value.strip().lower().endswith(b"chunked"):
+            return False
+    return True
+
+
+class Pool:
+    """Idle keep-alive connections per upstream, newest first (warm sockets, fewer timeouts)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connect_timeout: float = 5.0) -> None:
+        self.loop = loop
+        self.connect_timeout = connect_timeout
+        self._idle: defaultdict[Upstream, deque[UpstreamConnection]] = defaultdict(deque)
+
+    def take_idle(self, upstream: Upstream) -> UpstreamConnection | None:
+        """An idle connection, without waiting: the common case needs no task."""
+        idle = self._idle.get(upstream)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    async def acquire(self, upstream: Upstream) -> UpstreamConnection:
+        return self.take_idle(upstream) or await self._connect(upstream)
+
+    async def _connect(self, upstream: Upstream) -> UpstreamConnection:
+        connecting = self.loop.create_connection(
+            lambda: UpstreamConnection(self, upstream),
+            upstream.host,
+            upstream.port,
+            ssl=upstream.tls,
+            server_hostname=upstream.server_hostname if upstream.tls else None,
+        )
+        _, conn = await asyncio.wait_for(connecting, self.connect_timeout)
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        idle = self._idle[conn.upstream]
+        if conn.closed or len(idle) >= MAX_IDLE_PER_UPSTREAM:
+            if conn.transport is not None:
+                conn.transport.close()
+            return
+        conn.idle_since_now(self.loop)
+        idle.append(conn)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        idle = self._idle.get(conn.upstream)
+        if idle is not None and conn in idle:
+            idle.remove(conn)
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                if conn.transport is not None:
+                    conn.transport.close()
+        self._idle.clear()

@@ -1,0 +1,144 @@
+"""Helpers for gateway tests: a real upstream process, the gateway on its own event loop in a
+thread, and a raw-socket client that sends exactly the bytes a test wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httptools
+import uvloop
+
+from zerogate.gateway.http import Gateway, Handler, Options
+from zerogate.gateway.server import listen
+
+TESTS = Path(__file__).parent
+
+
+def wait_for_port(port: int, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def start_upstream(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "upstream_app:app",
+            "--app-dir",
+            str(TESTS),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--ws",
+            "websockets-sansio",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_for_port(port)
+    return process
+
+
+class GatewayThread:
+    """The gateway listening on `port`, run by its own uvloop loop in a daemon thread."""
+
+    def __init__(self, handler: Handler, port: int, options: Options | None = None) -> None:
+        self.port = port
+        self.loop = uvloop.new_event_loop()
+        self.gateway = Gateway(handler, options or Options(), self.loop)
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> GatewayThread:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(
+            listen(self.gateway, "127.0.0.1", self.port, reuse_port=False), self.loop
+        )
+        self._server = future.result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+            self.gateway.close()
+
+        self.loop.call_soon_threadsafe(stop)
+        time.sleep(0.05)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    def call(self, action: Callable[[], object]) -> object:
+        """Run `action` on the gateway's loop and return its result (for inspecting state)."""
+        done: list[object] = []
+        event = threading.Event()
+
+        def run() -> None:
+            done.append(action())
+            event.set()
+
+        self.loop.call_soon_threadsafe(run)
+        event.wait(5)
+        return done[0]
+
+
+def raw(port: int, data: bytes, *, wait: float = 5.0, shut: bool = False) -> bytes:
+    """Send `data`, then read until the gateway closes or `wait` seconds pass quietly."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(data)
+        if shut:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+class _Responses:
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.found: list[tuple[int, bytes]] = []
+        self._body = b""
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        self.found.append((self.parser.get_status_code(), self._body))
+        self._body = b""
+
+
+def split_responses(data: bytes) -> list[tuple[int, bytes]]:
+    """The (status, body) of each response in a byte stream, in order."""
+    reader = _Responses()
+    reader.parser.feed_data(data)
+    return reader.found
