@@ -177,6 +177,14 @@ def test_the_signed_snapshot_verifies_against_the_jwks_and_decides_like_check(
     expected = _check(control, user="alice", app="grafana", source_ip="198.18.0.7")
     assert (decision.effect, decision.rule) == (expected["effect"], expected["rule"])
 
+    # A gateway's token reads the snapshot and nothing of the admin API.
+    made = c.post("/api/v1/tokens", json={"name": "gw-1", "scope": "gateway"}, headers=h)
+    gateway = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert c.get("/api/v1/policy/snapshot", headers=gateway).status_code == 200
+    assert c.get("/api/v1/apps", headers=gateway).status_code == 403
+    what_if = {"user": "alice", "app": "grafana"}
+    assert c.post("/api/v1/policy/check", json=what_if, headers=gateway).status_code == 403
+
     # Any change moves the serial on; a tampered snapshot is refused.
     c.post("/api/v1/groups", json={"name": "ops"}, headers=h)
     later = verify_snapshot(

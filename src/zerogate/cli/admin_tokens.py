@@ -23,7 +23,9 @@ def token_app(api: Callable[[], Api]) -> typer.Typer:
     @app.command("create", help="Create a token; its secret is printed once.")
     def create(
         name: Annotated[str, typer.Argument(help="A name, e.g. ci-pipeline.")],
-        scope: Annotated[Scope, typer.Option(help="admin, or auditor (read-only).")] = Scope.ADMIN,
+        scope: Annotated[
+            Scope, typer.Option(help="admin, auditor (read-only), scim or gateway.")
+        ] = Scope.ADMIN,
     ) -> None:
         made = api().request("POST", "/tokens", json={"name": name, "scope": scope}).json()
         out.print(made["token"], highlight=False, soft_wrap=True)

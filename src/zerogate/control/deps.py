@@ -113,7 +113,24 @@ def _person(request: Request, db: Database, token: str, source: str) -> Caller:
 
 
 def caller(who: Annotated[Caller, Depends(authenticated)]) -> Caller:
-    """A caller of the admin API: admin or auditor tokens (SCIM tokens only provision)."""
+    """A caller of the admin API: admin or auditor tokens (SCIM and gateway tokens are narrow)."""
+    if who.scope is Scope.SCIM:
+        raise ApiError(403, "this token is for SCIM provisioning only")
+    if who.scope is Scope.GATEWAY:
+        raise ApiError(403, "this token is for a gateway only")
+    return who
+
+
+def gateway_client(who: Annotated[Caller, Depends(authenticated)]) -> Caller:
+    if who.scope is not Scope.GATEWAY:
+        raise ApiError(
+            403, "this endpoint is for gateways: it needs a token with the gateway scope"
+        )
+    return who
+
+
+def snapshot_reader(who: Annotated[Caller, Depends(authenticated)]) -> Caller:
+    """Gateways, and admins or auditors who want to see what gateways get."""
     if who.scope is Scope.SCIM:
         raise ApiError(403, "this token is for SCIM provisioning only")
     return who
@@ -132,6 +149,8 @@ def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
 
 
 AnyCaller = Annotated[Caller, Depends(caller)]
+GatewayCaller = Annotated[Caller, Depends(gateway_client)]
+SnapshotReader = Annotated[Caller, Depends(snapshot_reader)]
 AdminCaller = Annotated[Caller, Depends(admin)]
 DbSession = Annotated[Session, Depends(db_session)]
 

@@ -21,6 +21,7 @@ class Scope(enum.StrEnum):
     ADMIN = "admin"  # read and write everything
     AUDITOR = "auditor"  # read only, the audit log included
     SCIM = "scim"  # only the SCIM provisioning endpoints, for an identity provider
+    GATEWAY = "gateway"  # a gateway: fetch policy snapshots, deliver audit events; nothing else
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from zerogate.control.deps import AdminCaller, AnyCaller, DbSession, issuer_of
+from zerogate.control.deps import AdminCaller, AnyCaller, DbSession, SnapshotReader, issuer_of
 from zerogate.control.errors import COMMON_RESPONSES, NOT_FOUND
 from zerogate.core.inventory.document import Problem
 from zerogate.core.inventory.names import NAME_PATTERN, USERNAME_PATTERN, Text
@@ -380,7 +380,7 @@ def router() -> APIRouter:
         operation_id="policy_snapshot",
         responses={200: {"content": {"application/jose": {"schema": {"type": "string"}}}}},
     )
-    def snapshot(request: Request, who: AnyCaller, session: DbSession) -> Response:
+    def snapshot(request: Request, who: SnapshotReader, session: DbSession) -> Response:
         """The policy in force and the apps, signed (JWS, ES256) with a key of the JWKS."""
         sealer = request.app.state.portal.signing_sealer
         text = snapshots.signed(session, sealer, issuer=issuer_of(request), now=utcnow())
