@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from netkit import free_port
 from zerogate.control.portal.web import PortalConfig
 from zerogate.pki.sealing import Sealer
 
@@ -32,6 +33,7 @@ class Running:
     data_dir: Path
     token: str | None
     output: str
+    gateway_port: int = 0
 
     @property
     def admin_password(self) -> str | None:
@@ -53,8 +55,11 @@ class Running:
 
 
 def start(data_dir: Path, port: int, *extra: str) -> Running:
+    gateway_port = free_port()
+    command = [ZEROGATE, "up", "--data-dir", str(data_dir), "--control-port", str(port)]
+    command += ["--gateway-port", str(gateway_port), *extra]
     process = subprocess.Popen(
-        [ZEROGATE, "up", "--data-dir", str(data_dir), "--control-port", str(port), *extra],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -67,7 +72,9 @@ def start(data_dir: Path, port: int, *extra: str) -> Running:
         if "zerogate admin app list" in line:
             break
     match = TOKEN_RE.search(output)
-    running = Running(process, port, data_dir, match.group(1) if match else None, output)
+    running = Running(
+        process, port, data_dir, match.group(1) if match else None, output, gateway_port
+    )
     wait_healthy(running)
     return running
 

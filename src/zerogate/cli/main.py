@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from zerogate import __version__
-from zerogate.cli import admin, local_tokens, login, up
+from zerogate.cli import admin, gateway, local_tokens, login, up
 
 app = typer.Typer(
     name="zerogate",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up", help="Run the control plane (and gateway) on one machine.")(up.up)
+app.command("gateway", help="Run a gateway against a control plane.")(gateway.gateway)
 app.command("login", help="Sign in from this terminal through the portal (device flow).")(
     login.login
 )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Annotated
 
 import typer
@@ -24,6 +27,7 @@ def _announce(plane: bootstrap.ControlPlane) -> None:
         f"control plane   {url}",
         f"API docs        {url}/api/v1/docs",
         f"login portal    {url}/portal/",
+        f"applications    https://<app>.{settings.app_domain}:{settings.gateway_port}/",
         f"health          {url}/healthz",
         f"CA certificate  {plane.ca_cert}",
         f"database        {safe_url(settings.effective_database_url)}",
@@ -53,10 +57,16 @@ def up(
     data_dir: DataDirOption = None,
     listen_host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     control_port: Annotated[int | None, typer.Option(help="Control-plane HTTPS port.")] = None,
+    gateway_port: Annotated[int | None, typer.Option(help="Gateway HTTPS port.")] = None,
 ) -> None:
     settings = settings_or_exit(
         config,
-        {"data_dir": data_dir, "listen_host": listen_host, "control_port": control_port},
+        {
+            "data_dir": data_dir,
+            "listen_host": listen_host,
+            "control_port": control_port,
+            "gateway_port": gateway_port,
+        },
     )
     logs.setup(settings.log_level, settings.log_format)
     try:
@@ -64,5 +74,40 @@ def up(
     except (DatabaseError, PkiError, OSError, ValueError) as exc:
         err.print(f"[red]cannot start:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
+    gateway = _start_gateway(plane)
     _announce(plane)
-    server.serve(plane)
+    try:
+        server.serve(plane)
+    finally:
+        if gateway is not None:
+            gateway.terminate()
+            try:
+                gateway.wait(15)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
+
+
+def _start_gateway(plane: bootstrap.ControlPlane) -> subprocess.Popen[bytes] | None:
+    """The gateway, as its own process (its own core, its own event loop) beside this one.
+
+    Its token goes through the environment, never the command line (which `ps` shows).
+    """
+    local = plane.gateway
+    if local is None:
+        return None
+    settings = plane.settings
+    env = {**os.environ, "ZEROGATE_TOKEN": local.token_file.read_text().strip()}
+    command = [
+        sys.executable, "-m", "zerogate", "gateway",
+        "--control", settings.control_url,
+        "--ca-cert", str(plane.ca_cert),
+        "--cert", str(local.cert),
+        "--key", str(local.key),
+        "--data-dir", str(local.data_dir),
+        "--listen-host", settings.listen_host,
+        "--port", str(settings.gateway_port),
+        "--name", "local",
+        "--log-level", settings.log_level,
+        "--exit-with-parent",
+    ]  # fmt: skip
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)

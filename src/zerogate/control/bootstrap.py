@@ -49,6 +49,7 @@ class ControlPlane:
     portal: PortalConfig
     admin_token: str | None  # set only on the start that created it
     admin_password: str | None  # likewise
+    gateway: LocalGateway | None = None
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -93,6 +94,37 @@ def _ensure_tls(settings: Settings, pki: PkiService) -> tuple[Path, Path]:
             "issued control-plane TLS certificate %s for %s", issued.serial, ", ".join(dns + ips)
         )
     return cert_path, key_path
+
+
+@dataclass(frozen=True, slots=True)
+class LocalGateway:
+    """What `zerogate up` hands the gateway it starts beside the control plane."""
+
+    cert: Path
+    key: Path
+    token_file: Path  # 0600: an API token with the gateway scope
+    data_dir: Path
+
+
+def _ensure_gateway(settings: Settings, pki: PkiService, db: Database) -> LocalGateway:
+    """A certificate for every app hostname under `app_domain`, and the gateway's token."""
+    tls_dir = settings.data_dir / "tls"
+    cert_path, key_path = tls_dir / "gateway.pem", tls_dir / "gateway.key"
+    dns = sorted({settings.app_domain, f"*.{settings.app_domain}"})
+    if _needs_new_cert(cert_path, dns, utcnow()):
+        issued, key_pem = pki.issue_server("zerogate gateway", dns, ["127.0.0.1", "::1"])
+        _write_private(key_path, key_pem)
+        _write_private(cert_path, issued.pem.encode() + pki.ca.cert_pem)
+        log.info("issued gateway TLS certificate %s for %s", issued.serial, ", ".join(dns))
+    token_file = settings.data_dir / "gateway.token"
+    with db.transaction() as session:
+        held = token_file.read_text().strip() if token_file.exists() else ""
+        if not held or tokens.authenticate(session, held, utcnow()) is None:
+            _row, text = tokens.issue(
+                session, name="local-gateway", scope=Scope.GATEWAY, actor="system"
+            )
+            _write_private(token_file, text.encode())
+    return LocalGateway(cert_path, key_path, token_file, settings.data_dir / "gateway")
 
 
 def _first_admin(db: Database) -> tuple[str, str] | None:
@@ -168,4 +200,7 @@ def start(settings: Settings) -> ControlPlane:
         sso={p.name: OidcClient(_provider_config(p)) for p in settings.oidc_providers},
     )
     token, password = (first[0], first[1]) if first is not None else (None, None)
-    return ControlPlane(settings, db, pki, tls_cert, tls_key, ca_cert, portal, token, password)
+    gateway = _ensure_gateway(settings, pki, db)
+    return ControlPlane(
+        settings, db, pki, tls_cert, tls_key, ca_cert, portal, token, password, gateway
+    )

@@ -130,6 +130,7 @@ class Forward:
     headers: tuple[tuple[bytes, bytes], ...] = ()  # added to the upstream request
     response_headers: tuple[tuple[bytes, bytes], ...] = ()  # added to the client response
     done: Callable[[Outcome], None] | None = None
+    path_prefix: str = ""  # the upstream's base path ("/wiki"), put before the request's
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,8 @@ class Cycle:
         self.forward: Forward | None = None
         self.head_sent = False
         self.chunked_out = False
+        self.length_out: int | None = None
+        self.reported = False
         self.keep_alive = True
         self.finished = False
         self.tunnel_pending: list[bytes] = []
@@ -280,6 +283,7 @@ class Cycle:
             out += b"connection: upgrade\r\nupgrade: " + _header(headers, b"upgrade") + b"\r\n"
         elif length is not None and not chunked:
             out += b"content-length: " + length + b"\r\n"
+            self.length_out = int(length) if length.isdigit() else None
         elif not no_body:
             if self.head.keep_alive and self.conn.http11:
                 self.chunked_out = True
@@ -292,16 +296,21 @@ class Cycle:
                 out += b"connection: close\r\n"
         out += b"\r\n"
         self.head_sent = True
+        if no_body or self.length_out == 0:
+            self.conn.report(self)  # these bytes are the whole answer
         self.conn.write(bytes(out))
 
     def response_body(self, chunk: bytes) -> None:
         self.bytes_out += len(chunk)
         if self.chunked_out:
             self.conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-        else:
-            self.conn.write(chunk)
+            return
+        if self.length_out is not None and self.bytes_out >= self.length_out:
+            self.conn.report(self)  # the client has its answer once this chunk arrives
+        self.conn.write(chunk)
 
     def response_done(self) -> None:
+        self.conn.report(self)
         if self.chunked_out:
             self.conn.write(b"0\r\n\r\n")
         self.upstream = None
@@ -412,7 +421,7 @@ class ClientConnection(asyncio.Protocol):
             if cycle.upstream is not None:
                 cycle.upstream.abort()
                 cycle.upstream = None
-            self._report(cycle, "the client went away")
+            self.report(cycle, "the client went away")
         self.cycles.clear()
 
     def pause_writing(self) -> None:
@@ -519,7 +528,7 @@ class ClientConnection(asyncio.Protocol):
         cycle.attach(upstream, forward, request)
 
     def _upstream_request(self, head: RequestHead, path: str, forward: Forward) -> bytes:
-        target = path + ("?" + head.query if head.query else "")
+        target = forward.path_prefix + path + ("?" + head.query if head.query else "")
         out = bytearray(b"%b %b HTTP/1.1\r\n" % (head.method.encode(), target.encode()))
         strip = self.gateway.options.strip_headers
         connection_tokens = _connection_tokens(head.headers)
@@ -569,6 +578,7 @@ class ClientConnection(asyncio.Protocol):
             out += reply.body
         cycle.head_sent = True
         cycle.bytes_out = len(reply.body)
+        self.report(cycle)
         self.write(bytes(out))
         self.finish(cycle)
 
@@ -583,7 +593,7 @@ class ClientConnection(asyncio.Protocol):
         if cycle.timer is not None:
             cycle.timer.cancel()
             cycle.timer = None
-        self._report(cycle, error)
+        self.report(cycle, error)
         if self.cycles and self.cycles[0] is cycle:
             self.cycles.popleft()
         if cut:
@@ -600,7 +610,13 @@ class ClientConnection(asyncio.Protocol):
         elif self.parsing is None:
             self._idle()
 
-    def _report(self, cycle: Cycle, error: str | None) -> None:
+    def report(self, cycle: Cycle, error: str | None = None) -> None:
+        """Hand the exchange to the audit hook, once, and before the answer's last byte leaves:
+        a client that saw its answer can count on its audit event (the spool writes through
+        to the operating system at once, so even SIGKILL cannot lose it)."""
+        if cycle.reported:
+            return
+        cycle.reported = True
         done = cycle.forward.done if cycle.forward else cycle.reply.done if cycle.reply else None
         if done is None:
             return

@@ -100,6 +100,29 @@ def append(session: Session, records: Sequence[AuditRecord]) -> None:
     head.seq, head.hash = seq, previous
 
 
+def ingest(session: Session, records: Sequence[AuditRecord]) -> int:
+    """Append the records whose event_id is not stored yet, as they are; how many were new.
+
+    For events built elsewhere (a gateway's decisions), which arrive at least once: a batch
+    sent again after a lost answer stores nothing twice.
+    """
+    unique: dict[str, AuditRecord] = {}
+    for record in records:
+        unique.setdefault(record.event_id, record)  # a repeat inside the batch, too
+    if not unique:
+        return 0
+    # Lock the chain head before looking: a concurrent ingest of the same retried batch then
+    # waits, and (READ COMMITTED) sees the other's rows once it gets the lock, instead of
+    # both finding the ids absent and the second failing on the unique constraint.
+    _head(session)
+    stored = set(
+        session.scalars(select(AuditEvent.event_id).where(AuditEvent.event_id.in_(list(unique))))
+    )
+    new = [record for event_id, record in unique.items() if event_id not in stored]
+    append(session, new)
+    return len(new)
+
+
 def _row(seq: int, record: AuditRecord, previous: str, digest: str) -> AuditEvent:
     return AuditEvent(
         seq=seq,

@@ -10,17 +10,30 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from zerogate.core.policy.snapshot import Snapshot, sign_snapshot
+from zerogate.core.policy.snapshot import HttpRoute, Snapshot, sign_snapshot
 from zerogate.core.sealing import SecretSealer
 from zerogate.store import audit, policies, signing_keys
+from zerogate.store.models import Application
+
+
+def serial(session: Session) -> int:
+    return audit.state_seq(session)
 
 
 def current(session: Session, *, issuer: str, now: datetime) -> Snapshot:
-    serial = audit.state_seq(session)
+    number = audit.state_seq(session)
     version, policy = policies.current_policy(session)
-    return Snapshot(issuer, serial, version, now, policy, policies.inventory_apps(session))
+    rows = session.scalars(
+        select(Application)
+        .where(Application.kind == "http", Application.hostname.is_not(None))
+        .order_by(Application.name)
+    )
+    routes = tuple(HttpRoute(r.name, str(r.hostname).lower(), r.target) for r in rows)
+    apps = policies.inventory_apps(session)
+    return Snapshot(issuer, number, version, now, policy, apps, routes)
 
 
 def signed(session: Session, sealer: SecretSealer, *, issuer: str, now: datetime) -> str:

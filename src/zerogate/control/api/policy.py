@@ -378,10 +378,23 @@ def router() -> APIRouter:
         "/snapshot",
         response_class=Response,
         operation_id="policy_snapshot",
-        responses={200: {"content": {"application/jose": {"schema": {"type": "string"}}}}},
+        responses={
+            200: {"content": {"application/jose": {"schema": {"type": "string"}}}},
+            204: {"description": "nothing changed since the serial given"},
+        },
     )
-    def snapshot(request: Request, who: SnapshotReader, session: DbSession) -> Response:
-        """The policy in force and the apps, signed (JWS, ES256) with a key of the JWKS."""
+    def snapshot(
+        request: Request,
+        who: SnapshotReader,
+        session: DbSession,
+        since: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    ) -> Response:
+        """The policy in force and the apps, signed (JWS, ES256) with a key of the JWKS.
+
+        `since`: the serial the caller holds; 204 when nothing changed since.
+        """
+        if since is not None and snapshots.serial(session) <= since:
+            return Response(status_code=204)
         sealer = request.app.state.portal.signing_sealer
         text = snapshots.signed(session, sealer, issuer=issuer_of(request), now=utcnow())
         return Response(text, media_type="application/jose", headers={"Cache-Control": "no-store"})

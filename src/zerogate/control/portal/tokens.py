@@ -8,10 +8,12 @@ audience-bound, short-lived token, so a token stolen from one app is useless at 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session as Db
 
 from zerogate.control.deps import CONTROL_AUDIENCE, issuer_of
 from zerogate.control.portal import web
@@ -19,7 +21,7 @@ from zerogate.control.portal.account import current
 from zerogate.core.tokens import AccessClaims, issue_access_token, jwks, new_token_id
 from zerogate.store import signing_keys
 from zerogate.store.db import Database
-from zerogate.store.models import Application, utcnow
+from zerogate.store.models import Application, Session, User, utcnow
 
 
 def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
@@ -33,6 +35,38 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
         response.headers["Cache-Control"] = "public, max-age=60"
         return response
 
+    @api.get("/portal/authorize")
+    def authorize(
+        request: Request,
+        app: Annotated[str, Query(max_length=64)],
+        return_to: Annotated[str, Query(alias="return", max_length=2000)] = "",
+    ) -> Response:
+        """A gateway sends a browser here for an app's token; it goes back with one.
+
+        Signed in: a token for that app's audience, handed to the app's own hostname at
+        `/.zerogate/callback` (the only place it may go: never an address the request names).
+        Not signed in: to the login page first, which comes back here.
+        """
+        with db_factory.transaction() as db:
+            target = db.scalars(
+                select(Application).where(Application.name == app, Application.kind == "http")
+            ).first()
+            if target is None or not target.hostname:
+                return web.render(
+                    request, "message.html", 404, title="Not found", text="No such application."
+                )
+            found = current(db, request, config)
+            if found is None:
+                here = "/portal/authorize?" + urlencode({"app": app, "return": return_to})
+                return RedirectResponse("/portal/login?" + urlencode({"next": here}), 303)
+            row, user = found
+            token = _token_for(db, config, request, row, user, target.name)
+            callback = _callback(target.hostname, return_to, token)
+        response = RedirectResponse(callback, 303)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
     @api.post("/portal/token")
     def mint(
         request: Request,
@@ -40,7 +74,6 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
         csrf: Annotated[str, Form(max_length=64)] = "",
     ) -> Response:
         web.check_csrf(request, csrf)
-        now = utcnow()
         with db_factory.transaction() as db:
             found = current(db, request, config)
             if found is None:
@@ -52,24 +85,43 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
             if not known:
                 return JSONResponse({"error": "unknown_audience"}, status_code=400)
             row, user = found
-            claims = AccessClaims(
-                issuer=issuer_of(request),
-                subject=f"user:{user.username}",
-                audience=audience,
-                session_id=row.handle,
-                principal_kind=user.kind,
-                username=user.username,
-                groups=tuple(g.name for g in user.groups),
-                auth_time=row.auth_time,
-                mfa_time=row.mfa_time,
-                amr=tuple(row.amr),
-                issued_at=now,
-                expires_at=now + signing_keys.ACCESS_TOKEN_LIFETIME,
-                token_id=new_token_id(),
-                cnf_x5t_s256=None,
-            )
-            token = issue_access_token(signing_keys.current(db, config.signing_sealer, now), claims)
+            token = _token_for(db, config, request, row, user, audience)
         expires = int(signing_keys.ACCESS_TOKEN_LIFETIME.total_seconds())
         return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": expires})
 
     return api
+
+
+def _token_for(
+    db: Db, config: web.PortalConfig, request: Request, row: Session, user: User, audience: str
+) -> str:
+    now = utcnow()
+    claims = AccessClaims(
+        issuer=issuer_of(request),
+        subject=f"user:{user.username}",
+        audience=audience,
+        session_id=row.handle,
+        principal_kind=user.kind,
+        username=user.username,
+        groups=tuple(g.name for g in user.groups),
+        auth_time=row.auth_time,
+        mfa_time=row.mfa_time,
+        amr=tuple(row.amr),
+        issued_at=now,
+        expires_at=now + signing_keys.ACCESS_TOKEN_LIFETIME,
+        token_id=new_token_id(),
+        cnf_x5t_s256=None,
+    )
+    return issue_access_token(signing_keys.current(db, config.signing_sealer, now), claims)
+
+
+def _callback(hostname: str, return_to: str, token: str) -> str:
+    """The app's callback URL: its host and the port the browser used, never another host."""
+    parts = urlsplit(return_to)
+    port = ""
+    if parts.scheme == "https" and parts.hostname == hostname.lower() and parts.port:
+        port = f":{parts.port}"
+    same_host = parts.scheme == "https" and parts.hostname == hostname.lower()
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "") if same_host else "/"
+    query = urlencode({"token": token, "return": path})
+    return f"https://{hostname}{port}/.zerogate/callback?{query}"

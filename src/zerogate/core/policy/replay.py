@@ -58,8 +58,12 @@ def access_event(
     policy_version: int,
     gateway: str,
     event_id: str,
+    request: Mapping[str, object] | None = None,
 ) -> AuditRecord:
-    """The audit event of one decision; its details are enough to replay it."""
+    """The audit event of one decision; its details are enough to replay it.
+
+    `request` adds what the gateway saw of the exchange (host, status, bytes, duration…).
+    """
     details: dict[str, object] = {
         "effect": str(decision.effect),
         "rule": decision.rule,
@@ -70,6 +74,8 @@ def access_event(
         "gateway": gateway,
         "context": _CONTEXT.dump_python(ctx, mode="json"),
     }
+    if request is not None:
+        details["request"] = dict(request)
     return AuditRecord(
         event_id=event_id,
         time=ctx.now,

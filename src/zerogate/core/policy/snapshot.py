@@ -44,6 +44,15 @@ _REGISTRY.max_payload_length = MAX_SNAPSHOT_BYTES * 4 // 3 + 4
 
 
 @dataclass(frozen=True, slots=True)
+class HttpRoute:
+    """Where a clientless (browser) app lives: its public hostname and its upstream URL."""
+
+    app: str
+    hostname: str  # lower case
+    target: str  # http(s)://host[:port][/base]
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     issuer: str  # the control plane's URL, as in access tokens' `iss`
     serial: int  # grows with every change the control plane records
@@ -51,6 +60,7 @@ class Snapshot:
     issued_at: AwareDatetime
     policy: Policy
     apps: tuple[App, ...]
+    routes: tuple[HttpRoute, ...] = ()
 
 
 _ADAPTER: Final = TypeAdapter(Snapshot)

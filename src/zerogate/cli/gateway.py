@@ -1,0 +1,61 @@
+"""`zerogate gateway`: run a gateway on its own, against a control plane."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from zerogate import logs
+from zerogate.gateway.run import GatewaySettings, serve
+
+
+def gateway(
+    control: Annotated[
+        str,
+        typer.Option(envvar="ZEROGATE_URL", help="The control plane's URL, as browsers use it."),
+    ],
+    token: Annotated[
+        str,
+        typer.Option(
+            envvar="ZEROGATE_TOKEN",
+            help="An API token with the gateway scope (better from the environment).",
+        ),
+    ],
+    ca_cert: Annotated[
+        Path, typer.Option(envvar="ZEROGATE_CA_CERT", help="The CA of the control plane.")
+    ],
+    cert: Annotated[Path, typer.Option(help="This gateway's TLS certificate chain (PEM).")],
+    key: Annotated[Path, typer.Option(help="Its private key (PEM).")],
+    data_dir: Annotated[Path, typer.Option(help="Last good snapshot and the audit spool.")],
+    listen_host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTPS port.", min=1, max=65535)] = 8444,
+    name: Annotated[str, typer.Option(help="This gateway's name in audit events.")] = "gateway",
+    max_stale_hours: Annotated[
+        float,
+        typer.Option(help="Serve a saved snapshot this long while the control plane is away."),
+    ] = 24.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
+    logs.setup(log_level, "json")
+    for path in (ca_cert, cert, key):
+        if not path.is_file():
+            typer.echo(f"cannot start: {path} is not a readable file", err=True)
+            raise typer.Exit(2)
+    settings = GatewaySettings(
+        control_url=control.rstrip("/"),
+        token=token.strip(),
+        ca_file=ca_cert,
+        cert_file=cert,
+        key_file=key,
+        data_dir=data_dir,
+        listen_host=listen_host,
+        port=port,
+        name=name,
+        max_stale_seconds=max_stale_hours * 3600,
+        parent_pid=os.getppid() if exit_with_parent else None,
+    )
+    serve(settings)

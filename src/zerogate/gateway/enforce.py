@@ -1,0 +1,310 @@
+"""Per-request enforcement: who is asking, for which app, and what the policy snapshot says.
+
+Where it sits: `http.py` calls `Enforcer.handle` once per request head, on the event loop,
+and forwards or answers with what it returns. Nothing here waits on the network: the token
+is verified locally against the JWKS that came with the snapshot, the decision comes from the
+compiled snapshot in memory, and the audit event goes to a sink (the spool) when the exchange
+ends.
+
+Theory:
+1. The app is found by the request's Host. An unknown host and an app this user has no rule
+   for get the same 404 page, so the set of apps cannot be mapped from outside.
+2. No valid token for the app (missing, expired, forged, another app's): a browser (GET or
+   HEAD) goes to the portal's `/portal/authorize`, which sends it back to
+   `/.zerogate/callback` on the app's own hostname with a token for that app; the callback
+   sets it as a host-only cookie and returns to the page. Other methods get 401.
+3. Every request is decided, none is remembered as allowed: only the token's signature check
+   is cached (by the token's text, until its expiry), because it is the expensive part and
+   depends on nothing else.
+4. Allowed requests reach the upstream with the token as `X-Zerogate-Assertion`: a JWT for
+   exactly that app's audience, short-lived, verifiable against the control plane's JWKS.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from zerogate.core.audit import AuditRecord
+from zerogate.core.policy.compile import CompiledPolicy, compile_policy
+from zerogate.core.policy.model import (
+    App,
+    Decision,
+    Effect,
+    PrincipalKind,
+    ReasonCode,
+    RequestContext,
+)
+from zerogate.core.policy.replay import access_event
+from zerogate.core.policy.snapshot import HttpRoute, Snapshot
+from zerogate.core.tokens import AccessClaims, TokenError, TokenVerifier
+from zerogate.gateway.http import Forward, Outcome, Reply, Request, status_page
+from zerogate.gateway.upstream import Upstream
+
+COOKIE = "__Host-zerogate"
+CALLBACK = "/.zerogate/callback"
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+_TOKEN_CACHE_LIMIT = 100_000
+_NOT_FOUND = Reply(404, status_page(404, "There is nothing here.").body, (HSTS,))
+
+# What a person can do about a failed condition; never rule names or internal details.
+_HINTS = {
+    ReasonCode.NO_DEVICE: "Open this application from a device enrolled with zerogate.",
+    ReasonCode.DEVICE_NOT_ENROLLED: "Enroll this device with the zerogate agent.",
+    ReasonCode.DEVICE_NOT_APPROVED: "Ask your administrator to approve this device.",
+    ReasonCode.OS_FAMILY: "This application is not available on this operating system.",
+    ReasonCode.OS_VERSION: "Update your operating system.",
+    ReasonCode.DISK_NOT_ENCRYPTED: "Turn on disk encryption (FileVault, BitLocker or LUKS).",
+    ReasonCode.FIREWALL_OFF: "Turn your firewall on.",
+    ReasonCode.SCREEN_LOCK_OFF: "Turn on your screen lock.",
+    ReasonCode.PROCESS_MISSING: "Start the required security software.",
+    ReasonCode.AGENT_OUTDATED: "Update the zerogate agent.",
+    ReasonCode.POSTURE_MISSING: "Start the zerogate agent so it can report this device.",
+    ReasonCode.POSTURE_STALE: "Start the zerogate agent so it can report this device.",
+    ReasonCode.LOGIN_STALE: "Sign in again.",
+    ReasonCode.IDP_NOT_ALLOWED: "Sign in with your company's identity provider.",
+    ReasonCode.SOURCE_NOT_ALLOWED: "Connect from an allowed network.",
+    ReasonCode.SOURCE_BLOCKED: "Connect from another network.",
+    ReasonCode.OUTSIDE_HOURS: "This application is available only during set hours.",
+    ReasonCode.RISK_TOO_HIGH: "Your sign-in looks unusual; contact your administrator.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    route: HttpRoute
+    app: App
+    upstream: Upstream
+    path_prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """Everything one snapshot decides with; replaced whole, never changed in place."""
+
+    snapshot: Snapshot
+    compiled: CompiledPolicy
+    targets: Mapping[str, Target]  # by lower-case hostname
+    verifier: TokenVerifier
+
+
+def build_state(
+    snapshot: Snapshot, jwks: Mapping[str, object], upstream_tls: ssl.SSLContext | None = None
+) -> State:
+    apps = {app.name: app for app in snapshot.apps}
+    targets = {}
+    for route in snapshot.routes:
+        app = apps.get(route.app)
+        if app is None:
+            continue
+        upstream, prefix = _upstream(route.target, upstream_tls)
+        targets[route.hostname] = Target(route, app, upstream, prefix)
+    return State(
+        snapshot,
+        compile_policy(snapshot.policy, snapshot.apps),
+        targets,
+        TokenVerifier(jwks, issuer=snapshot.issuer),
+    )
+
+
+def _upstream(target: str, tls: ssl.SSLContext | None) -> tuple[Upstream, str]:
+    parts = urlsplit(target)
+    secure = parts.scheme == "https"
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if secure else 80)
+    context = (tls or ssl.create_default_context()) if secure else None
+    upstream = Upstream(host, port, context, host if secure else None)
+    return upstream, parts.path.rstrip("/")
+
+
+class Enforcer:
+    def __init__(
+        self,
+        state: State,
+        *,
+        portal: str,
+        gateway: str,
+        audit: Callable[[AuditRecord], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.portal = portal.rstrip("/")
+        self.gateway = gateway
+        self.audit = audit
+        self.clock = clock
+        self._tokens: dict[str, tuple[AccessClaims, float]] = {}
+
+    def swap(self, state: State) -> None:
+        """Take a new snapshot: one assignment, so a request sees the old or the new, whole."""
+        self.state = state
+        self._tokens.clear()  # a new JWKS may have dropped a key
+
+    def handle(self, request: Request) -> Forward | Reply:
+        state = self.state
+        head = request.head
+        target = state.targets.get(head.host)
+        if target is None:
+            return _NOT_FOUND
+        if request.path == CALLBACK:
+            return self._callback(request, target)
+        token = _cookie(head.headers, COOKIE)
+        claims = self._verify(state, token, target.app.name) if token else None
+        if claims is None:
+            return self._to_login(request, target)
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        ctx = RequestContext(
+            user=claims.username,
+            app=target.app,
+            now=now,
+            source_ip=ipaddress.ip_address(request.client or "0.0.0.0"),  # noqa: S104
+            groups=frozenset(claims.groups),
+            principal=PrincipalKind.SERVICE
+            if claims.principal_kind == "service"
+            else PrincipalKind.USER,
+            method=head.method,
+            path=request.path,
+            mfa_time=claims.mfa_time,
+            auth_time=claims.auth_time,
+        )
+        decision = state.compiled.decide(ctx)
+        done = self._recorder(ctx, decision, state.snapshot.policy_version, request)
+        if decision.effect is Effect.ALLOW:
+            assert token is not None
+            return Forward(
+                target.upstream,
+                headers=((b"x-zerogate-assertion", token.encode()),),
+                response_headers=(HSTS,),
+                done=done,
+                path_prefix=target.path_prefix,
+            )
+        if decision.effect is Effect.STEP_UP:
+            return self._step_up(request, target, done)
+        return _denied(decision, done)
+
+    # --- tokens and the login round trip ----------------------------------------------------
+
+    def _verify(self, state: State, token: str, audience: str) -> AccessClaims | None:
+        now = self.clock()
+        cached = self._tokens.get(token)
+        if cached is not None:
+            claims, expires = cached
+            return claims if now < expires and claims.audience == audience else None
+        try:
+            claims = state.verifier.verify(
+                token, audience=audience, now=datetime.fromtimestamp(now, UTC)
+            )
+        except TokenError:
+            return None
+        if len(self._tokens) >= _TOKEN_CACHE_LIMIT:
+            self._tokens.clear()
+        self._tokens[token] = (claims, claims.expires_at.timestamp())
+        return claims
+
+    def _return_url(self, request: Request) -> str:
+        head = request.head
+        port = f":{head.port}" if head.port and head.port != 443 else ""
+        query = f"?{head.query}" if head.query else ""
+        return f"https://{head.host}{port}{request.path}{query}"
+
+    def _to_login(self, request: Request, target: Target) -> Reply:
+        if request.head.method not in ("GET", "HEAD"):
+            return Reply(401, status_page(401, "Sign in first.").body, (HSTS,))
+        query = urlencode({"app": target.app.name, "return": self._return_url(request)})
+        location = f"{self.portal}/portal/authorize?{query}"
+        return Reply(302, b"", (HSTS, (b"location", location.encode()), _NO_STORE))
+
+    def _callback(self, request: Request, target: Target) -> Reply:
+        params = dict(parse_qsl(request.head.query, max_num_fields=4))
+        token, back = params.get("token", ""), params.get("return", "/")
+        claims = self._verify(self.state, token, target.app.name) if token else None
+        if claims is None:
+            return Reply(401, status_page(401, "That sign-in link is not valid.").body, (HSTS,))
+        if not back.startswith("/") or back.startswith("//") or "\\" in back:
+            back = "/"
+        max_age = max(0, int(claims.expires_at.timestamp() - self.clock()))
+        cookie = f"{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+        headers = (
+            HSTS,
+            (b"location", back.encode()),
+            (b"set-cookie", cookie.encode()),
+            (b"referrer-policy", b"no-referrer"),
+            _NO_STORE,
+        )
+        return Reply(303, b"", headers)
+
+    def _step_up(self, request: Request, target: Target, done: Callable[[Outcome], None]) -> Reply:
+        query = urlencode({"app": target.app.name, "return": self._return_url(request)})
+        again = f"{self.portal}/portal/login?" + urlencode({"next": f"/portal/authorize?{query}"})
+        body = (
+            "<!doctype html><title>Confirm it is you</title>"
+            "<h1>Confirm it is you</h1><p>This application needs a recent second factor.</p>"
+            f'<p><a href="{html.escape(again)}">Sign in again</a></p>\n'
+        ).encode()
+        return Reply(401, body, (HSTS,), done=done)
+
+    # --- audit ----------------------------------------------------------------------------
+
+    def _recorder(
+        self, ctx: RequestContext, decision: Decision, version: int, request: Request
+    ) -> Callable[[Outcome], None]:
+        def done(outcome: Outcome) -> None:
+            details = {
+                "host": request.head.host,
+                "status": outcome.status,
+                "bytes_in": outcome.bytes_in,
+                "bytes_out": outcome.bytes_out,
+                "duration_ms": round(outcome.seconds * 1000, 3),
+                "error": outcome.error,
+            }
+            event = access_event(
+                ctx,
+                decision,
+                policy_version=version,
+                gateway=self.gateway,
+                event_id=uuid.uuid4().hex,
+                request=details,
+            )
+            self.audit(event)
+
+        return done
+
+
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def _denied(decision: Decision, done: Callable[[Outcome], None]) -> Reply:
+    """A person this app is meant for learns what to fix; anyone else sees the 404 page."""
+    hints = []
+    for reason in decision.reasons:
+        hint = _HINTS.get(reason.code)
+        if hint is not None and hint not in hints:
+            hints.append(hint)
+    if not hints:
+        return Reply(_NOT_FOUND.status, _NOT_FOUND.body, _NOT_FOUND.headers, done=done)
+    items = "".join(f"<li>{html.escape(hint)}</li>" for hint in hints)
+    body = (
+        "<!doctype html><title>Access denied</title><h1>Access denied</h1>"
+        f"<p>You cannot open this application right now. To fix it:</p><ul>{items}</ul>\n"
+    ).encode()
+    return Reply(403, body, (HSTS,), done=done)
+
+
+def _cookie(headers: tuple[tuple[bytes, bytes], ...], name: str) -> str | None:
+    wanted = name.encode() + b"="
+    for header, value in headers:
+        if header == b"cookie":
+            for part in value.split(b";"):
+                part = part.strip()
+                if part.startswith(wanted):
+                    try:
+                        return part[len(wanted) :].decode("ascii")
+                    except UnicodeDecodeError:
+                        return None
+    return None

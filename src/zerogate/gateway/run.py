@@ -1,0 +1,194 @@
+"""A gateway process: fetch and verify the policy snapshot, listen, keep the snapshot fresh.
+
+Where it sits: `zerogate gateway` (and `zerogate up`, which starts one beside the control
+plane) calls `serve(settings)`. The control plane is asked for the snapshot every
+`poll_seconds` with the serial already held (`?since=`), so an unchanged state costs one
+small request; a new snapshot is verified against the JWKS, swapped in whole, and written to
+disk. After a restart while the control plane is down, the last good snapshot on disk is
+served (fail-static) until it is `max_stale_seconds` old; then every request gets 503
+(fail-closed), because a policy nobody can update is no longer the admins' policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+
+import httpx
+import uvloop
+
+from zerogate.core.policy.snapshot import Snapshot, SnapshotError, verify_snapshot
+from zerogate.gateway.enforce import Enforcer, State, build_state
+from zerogate.gateway.http import Forward, Gateway, Options, Reply, Request, status_page
+from zerogate.gateway.server import listen
+from zerogate.gateway.spool import AsyncShipper, Spool
+
+log = logging.getLogger("zerogate.gateway")
+_UNAVAILABLE = status_page(503, "The gateway has no current policy; try again shortly.")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    control_url: str  # as browsers reach it: also the issuer of tokens and snapshots
+    token: str  # an API token with the gateway scope
+    ca_file: Path  # the CA the control plane's certificate comes from
+    cert_file: Path  # this listener's certificate chain (PEM)
+    key_file: Path
+    data_dir: Path  # last good snapshot, audit spool
+    listen_host: str = "127.0.0.1"
+    port: int = 8444
+    name: str = "gateway"
+    poll_seconds: float = 1.0
+    max_stale_seconds: float = 24 * 3600.0
+    parent_pid: int | None = None  # exit when this process is gone (`zerogate up`'s child)
+
+
+class SnapshotClient:
+    """Fetches, verifies, stores and swaps in snapshots; never lets an older one replace a newer."""
+
+    def __init__(self, settings: GatewaySettings, enforcer: Enforcer | None = None) -> None:
+        self.settings = settings
+        self.enforcer = enforcer
+        self.serial = -1
+        self.refreshed = 0.0  # time.time() of the last snapshot taken (or read from disk)
+        context = ssl.create_default_context(cafile=str(settings.ca_file))
+        self.http = httpx.AsyncClient(
+            base_url=settings.control_url,
+            verify=context,
+            headers={"authorization": f"Bearer {settings.token}"},
+            timeout=10.0,
+        )
+        self.store = settings.data_dir / "snapshot.json"
+
+    async def fetch(self) -> State | None:
+        """A new state if the control plane has a newer snapshot, else None (raises on errors)."""
+        params = {"since": str(self.serial)} if self.serial >= 0 else {}
+        response = await self.http.get("/api/v1/policy/snapshot", params=params)
+        if response.status_code == 204:
+            self.refreshed = time.time()
+            return None
+        response.raise_for_status()
+        key_set = (await self.http.get("/.well-known/jwks.json")).raise_for_status().json()
+        state = self._take(response.text, key_set)
+        if state is not None:
+            self._save(response.text, key_set)
+        return state
+
+    def load_saved(self) -> State | None:
+        """The last good snapshot from disk, if there is one and it still verifies."""
+        try:
+            saved = json.loads(self.store.read_text())
+            return self._take(str(saved["snapshot"]), dict(saved["jwks"]))
+        except (OSError, ValueError, KeyError, TypeError, SnapshotError) as exc:
+            log.warning("no usable saved snapshot: %s", exc)
+            return None
+
+    def _take(self, text: str, key_set: dict[str, object]) -> State | None:
+        snapshot = verify_snapshot(text, key_set, issuer=self.settings.control_url)
+        if snapshot.serial <= self.serial:
+            return None  # a replay or a stale answer: keep what we have
+        state = build_state(snapshot, key_set)
+        self.serial = snapshot.serial
+        self.refreshed = _issued(snapshot)
+        return state
+
+    def _save(self, text: str, key_set: dict[str, object]) -> None:
+        tmp = self.store.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"snapshot": text, "jwks": key_set}))
+        tmp.replace(self.store)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def _issued(snapshot: Snapshot) -> float:
+    return snapshot.issued_at.astimezone(UTC).timestamp()
+
+
+class Guard:
+    """The handler the listener calls: the enforcer, or 503 while there is no fresh policy."""
+
+    def __init__(self) -> None:
+        self.enforcer: Enforcer | None = None
+
+    def __call__(self, request: Request) -> Forward | Reply:
+        enforcer = self.enforcer
+        if enforcer is None:
+            return _UNAVAILABLE
+        return enforcer.handle(request)
+
+
+def tls_context(settings: GatewaySettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.cert_file, settings.key_file)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+async def run(settings: GatewaySettings) -> None:
+    loop = asyncio.get_running_loop()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    client = SnapshotClient(settings)
+    guard = Guard()
+    spool = Spool(settings.data_dir / "spool")
+    trust = ssl.create_default_context(cafile=str(settings.ca_file))
+    shipper = AsyncShipper(spool, settings.control_url, settings.token, trust)
+    shipper.start(loop)
+    audit = spool.append
+
+    def take(state: State) -> None:
+        if guard.enforcer is None:
+            guard.enforcer = Enforcer(
+                state, portal=settings.control_url, gateway=settings.name, audit=audit
+            )
+        else:
+            guard.enforcer.swap(state)
+        log.info("policy snapshot %d (policy version %d) in force",
+                 state.snapshot.serial, state.snapshot.policy_version)  # fmt: skip
+
+    saved = client.load_saved()
+    if saved is not None and time.time() - client.refreshed < settings.max_stale_seconds:
+        take(saved)
+    gateway = Gateway(guard, Options(), loop)
+    server = await listen(gateway, settings.listen_host, settings.port, tls=tls_context(settings))
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("gateway %s listening on %s:%d", settings.name, settings.listen_host, settings.port)
+    try:
+        while not stop.is_set():
+            try:
+                state = await client.fetch()
+                if state is not None:
+                    take(state)
+            except (httpx.HTTPError, SnapshotError, ValueError) as exc:
+                log.warning("snapshot refresh failed: %s", exc)
+            if settings.parent_pid is not None and os.getppid() != settings.parent_pid:
+                log.warning("the process that started this gateway is gone: stopping")
+                break
+            stale = time.time() - client.refreshed > settings.max_stale_seconds
+            if guard.enforcer is not None and stale:
+                log.error("the policy snapshot is too old: refusing every request until refreshed")
+                guard.enforcer = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.poll_seconds)
+    finally:
+        server.close()
+        gateway.close()
+        await client.close()
+        await shipper.stop()
+        spool.close()
+
+
+def serve(settings: GatewaySettings) -> None:
+    uvloop.run(run(settings))

@@ -1,0 +1,504 @@
+"""The audit spool: every decision's event on local disk first, then shipped to the control plane.
+
+Where it sits: the enforcement hook hands each `AuditRecord` to `Spool.append`, which writes
+it through to the kernel before the client's answer leaves (one small `write`, no fsync);
+`AsyncShipper` fsyncs every few hundred milliseconds, once for the whole batch, then posts what is durable to
+`POST /api/v1/audit/events` and advances the `shipped` cursor. A control-plane outage only
+makes the spool grow; the gateway keeps deciding.
+
+Theory of operation: the directory holds segment files `000000000001.log`, … of JSON lines,
+one event per line, and a `shipped` file with the (segment, byte offset) up to which the
+control plane has confirmed the events. Writes only ever append to the newest segment; a
+segment that has reached `segment_bytes` is closed and a new one started; segments wholly
+before the cursor are deleted. Shipping is at-least-once (a crash between the control
+plane's answer and the cursor update sends a batch again) and the control plane stores each
+`event_id` once, so together every fsynced event is stored exactly once.
+
+Invariants:
+1. `flush` returns only after the lines are fsynced; on a write or fsync error the segment is
+   cut back to its previous end and the lines stay buffered, so the file always ends at a
+   line boundary while the process lives.
+2. Only fsynced lines are read for shipping, and the cursor only moves forward, over lines
+   that were sent (or were unreadable).
+3. After a crash, a partial last line (the torn tail of an unfinished write) is cut off on
+   open; an unreadable line elsewhere is skipped and counted, never fatal.
+4. One process per directory: an exclusive `flock` on `lock`, released by the kernel when
+   the process dies, however it dies. Gateway worker processes each need their own directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import random
+import re
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+import httpx
+
+from zerogate.core.audit import AuditRecord, Outcome
+
+log = logging.getLogger("zerogate.gateway.spool")
+
+SEGMENT_BYTES: Final = 8 * 1024 * 1024
+INGEST_PATH: Final = "/api/v1/audit/events"
+_SEGMENT_NAME: Final = re.compile(r"^(\d{12})\.log$")
+_CURSOR_FILE: Final = "shipped"
+_LOCK_FILE: Final = "lock"
+
+
+class SpoolBusy(Exception):
+    """Another process (or another `Spool` in this one) has this directory open."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Cursor:
+    """A position in the spool: just after the last byte of a whole line (or a segment's start)."""
+
+    segment: int
+    offset: int
+
+
+def to_json(record: AuditRecord) -> dict[str, object]:
+    """The wire and disk form of an event: every field, the time in ISO-8601 UTC."""
+    # A naive time is taken as UTC (the house clock is `datetime.now(UTC)`); astimezone on
+    # a naive value would silently apply the host's local zone instead.
+    time = record.time if record.time.tzinfo else record.time.replace(tzinfo=UTC)
+    return {
+        "event_id": record.event_id,
+        "time": time.astimezone(UTC).isoformat(),
+        "actor": record.actor,
+        "action": record.action,
+        "target": record.target,
+        "outcome": str(record.outcome),
+        "details": dict(record.details),
+    }
+
+
+def _encode(record: AuditRecord) -> bytes:
+    # ASCII-only and no raw newline inside (JSON escapes them): one event is exactly one line.
+    # NaN is refused here, where the bug is, rather than by the control plane's database later.
+    text = json.dumps(to_json(record), separators=(",", ":"), default=str, allow_nan=False)
+    return text.encode("ascii") + b"\n"
+
+
+def _decode(line: bytes) -> AuditRecord | None:
+    """The event on one line, or None when the line is not one (corruption)."""
+    try:
+        raw = json.loads(line)
+        if not isinstance(raw, dict):
+            return None
+        texts = [raw[key] for key in ("event_id", "time", "actor", "action", "target")]
+        details = raw["details"]
+        if not all(isinstance(text, str) for text in texts) or not isinstance(details, dict):
+            return None
+        time = datetime.fromisoformat(raw["time"])
+        if time.tzinfo is None:
+            return None
+        return AuditRecord(
+            event_id=raw["event_id"],
+            time=time,
+            actor=raw["actor"],
+            action=raw["action"],
+            target=raw["target"],
+            outcome=Outcome(raw["outcome"]),
+            details=details,
+        )
+    except (ValueError, KeyError, TypeError):  # UnicodeDecodeError and JSONDecodeError included
+        return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(directory: Path) -> None:
+    # A created, renamed or deleted file is durable only once its directory entry is.
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """An append-only, crash-safe queue of audit events in one directory (see the module doc).
+
+    Thread-safe: `append` may run on the event loop while `flush`, `read_unshipped` and
+    `mark_shipped` (which do blocking disk I/O) run in a worker thread. One shipper at a time.
+    """
+
+    def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory = directory
+        self._segment_bytes = segment_bytes
+        self._lock = threading.Lock()  # the buffer, `_end` and `_shipped`
+        self._write_lock = threading.Lock()  # one flush at a time: they append to one file
+        self._buffer: list[bytes] = []
+        self._corrupt: set[Cursor] = set()  # where unreadable lines start, each counted once
+        self._closed = False
+        self._lock_fd = self._take_lock()
+        self._fd = -1
+        try:
+            segments = self._segments()
+            if not segments:
+                segments = [1]
+                self._create_segment(1)
+            self._end = Cursor(segments[-1], self._cut_torn_tail(segments[-1]))
+            self._written = self._end.offset  # what the kernel holds; `_end`: what is fsynced
+            self._unsynced = 0
+            self._shipped = self._load_cursor(segments[0])
+            self._delete_before(self._shipped.segment)
+            self._fd = os.open(
+                self._path(self._end.segment), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+            )
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def append(self, record: AuditRecord) -> None:
+        """Write one event through to the operating system now; durable after the next `flush`.
+
+        Written at once (one small `write`, no fsync) so that a killed process, even by
+        SIGKILL, cannot take an event with it once its answer has left: the kernel holds it.
+        Only a power cut before the next `flush` can. If the write fails (disk full), the
+        event waits in memory, and so do the ones after it, to keep their order.
+        ValueError if the record cannot be serialised (a NaN in its details).
+        """
+        line = _encode(record)
+        with self._lock:
+            self._unsynced += 1
+            if not self._buffer:
+                try:
+                    _write_all(self._fd, line)
+                    self._written += len(line)
+                    return
+                except OSError as exc:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(self._fd, self._written)  # no torn line left behind
+                    log.warning("audit spool: write failed (%s); holding events in memory", exc)
+            self._buffer.append(line)
+
+    def pending(self) -> int:
+        """Events appended but not yet fsynced."""
+        with self._lock:
+            return self._unsynced
+
+    def flush(self) -> int:
+        """Write what waits in memory, fsync once; the number of events made durable.
+
+        On OSError (disk full, I/O error) nothing is lost from memory: the events stay
+        buffered for the next attempt and the segment is cut back to its last whole line.
+        """
+        with self._write_lock:
+            with self._lock:
+                lines, self._buffer = self._buffer, []
+                if lines:
+                    try:
+                        _write_all(self._fd, b"".join(lines))
+                    except OSError:
+                        with contextlib.suppress(OSError):
+                            os.ftruncate(self._fd, self._written)
+                        self._buffer[:0] = lines
+                        raise
+                    self._written += sum(map(len, lines))
+                fd, end = self._fd, Cursor(self._end.segment, self._written)
+                count, self._unsynced = self._unsynced, 0
+            if count == 0:
+                return 0
+            try:
+                os.fsync(fd)  # outside the lock: the event loop keeps appending meanwhile
+            except OSError:
+                with self._lock:
+                    self._unsynced += count
+                raise
+            with self._lock:
+                self._end = end
+            if end.offset >= self._segment_bytes:
+                try:
+                    self._roll(end.segment + 1)
+                except OSError as exc:  # the events are durable; the next flush tries again
+                    log.warning("audit spool: cannot start a new segment: %s", exc)
+            return count
+
+    def _roll(self, number: int) -> None:
+        self._create_segment(number)
+        fd = os.open(self._path(number), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        with self._lock:
+            old, self._fd = self._fd, fd
+            self._written = 0
+        os.fsync(old)  # what was appended to it since the flush that decided to roll
+        os.close(old)
+        with self._lock:
+            self._end = Cursor(number, 0)
+
+    # --- shipping -----------------------------------------------------------------------------
+
+    @property
+    def shipped(self) -> Cursor:
+        with self._lock:
+            return self._shipped
+
+    @property
+    def corrupt_lines(self) -> int:
+        """Unreadable lines met so far (skipped by shipping; counted when first read)."""
+        with self._lock:
+            return len(self._corrupt)
+
+    def read_unshipped(self, limit: int) -> tuple[list[AuditRecord], Cursor]:
+        """Up to `limit` fsynced events after the cursor, and the cursor just after them.
+
+        The cursor also moves over unreadable lines, so a corrupt line cannot block the queue.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._lock:
+            end, position = self._end, self._shipped
+        records: list[AuditRecord] = []
+        for number in self._segments():
+            if number < position.segment:
+                continue
+            if number > end.segment or len(records) >= limit:
+                break
+            offset = position.offset if number == position.segment else 0
+            stop = end.offset if number == end.segment else None
+            offset = self._read_segment(number, offset, stop, limit, records)
+            position = Cursor(number, offset)
+        return records, position
+
+    def _read_segment(
+        self, number: int, offset: int, stop: int | None, limit: int, into: list[AuditRecord]
+    ) -> int:
+        with self._path(number).open("rb") as segment:
+            segment.seek(offset)
+            while len(into) < limit and (stop is None or offset < stop):
+                line = segment.readline(-1 if stop is None else stop - offset)
+                if not line:
+                    break
+                record = _decode(line) if line.endswith(b"\n") else None
+                if record is None:
+                    # A line without its newline in a closed segment: torn before a roll
+                    # that can no longer be told apart from corruption. Skip it the same way.
+                    with self._lock:
+                        self._corrupt.add(Cursor(number, offset))
+                else:
+                    into.append(record)
+                offset += len(line)
+        return offset
+
+    def mark_shipped(self, cursor: Cursor) -> None:
+        """The control plane holds everything before `cursor`: persist it, drop old segments."""
+        with self._lock:
+            if cursor <= self._shipped:
+                return
+            if cursor > self._end:
+                raise ValueError(f"{cursor} is beyond the durable end {self._end}")
+        temporary = self.directory / f"{_CURSOR_FILE}.tmp"
+        with temporary.open("w") as file:
+            json.dump({"segment": cursor.segment, "offset": cursor.offset}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.replace(self.directory / _CURSOR_FILE)
+        _fsync_dir(self.directory)
+        with self._lock:
+            self._shipped = cursor
+        self._delete_before(cursor.segment)
+
+    def ship_once(self, send: Callable[[list[AuditRecord]], None], batch: int = 500) -> int:
+        """Send the next batch and advance the cursor; the number of events sent.
+
+        If `send` raises, nothing is marked: the same events are offered again next time.
+        """
+        records, cursor = self.read_unshipped(batch)
+        if records:
+            send(records)
+        self.mark_shipped(cursor)
+        return len(records)
+
+    # --- files --------------------------------------------------------------------------------
+
+    def _path(self, number: int) -> Path:
+        return self.directory / f"{number:012d}.log"
+
+    def _segments(self) -> list[int]:
+        found = (_SEGMENT_NAME.match(path.name) for path in self.directory.iterdir())
+        return sorted(int(match[1]) for match in found if match)
+
+    def _create_segment(self, number: int) -> None:
+        fd = os.open(self._path(number), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+        _fsync_dir(self.directory)
+
+    def _take_lock(self) -> int:
+        fd = os.open(self.directory / _LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SpoolBusy(f"the audit spool {self.directory} is in use") from None
+        return fd
+
+    def _cut_torn_tail(self, number: int) -> int:
+        """Cut the newest segment back to its last whole line; its length afterwards."""
+        path = self._path(number)
+        data = path.read_bytes()
+        length = data.rfind(b"\n") + 1
+        if length < len(data):
+            log.warning(
+                "audit spool: dropping %d bytes of a torn line in %s", len(data) - length, path
+            )
+            with path.open("r+b") as segment:
+                segment.truncate(length)
+                os.fsync(segment.fileno())
+        return length
+
+    def _load_cursor(self, oldest: int) -> Cursor:
+        start = Cursor(oldest, 0)
+        try:
+            raw = json.loads((self.directory / _CURSOR_FILE).read_text())
+            cursor = Cursor(int(raw["segment"]), int(raw["offset"]))
+        except FileNotFoundError:
+            return start
+        except (OSError, ValueError, KeyError, TypeError):
+            # Starting over re-sends what was shipped; the control plane drops the repeats.
+            log.warning("audit spool: unreadable cursor in %s, shipping again", self.directory)
+            return start
+        if cursor < start or cursor > self._end:
+            # Behind: its segments are gone. Ahead of what exists: the segments were replaced
+            # by someone; trusting it would skip new events, re-sending only costs bandwidth.
+            return start
+        return cursor
+
+    def _delete_before(self, number: int) -> None:
+        old = [n for n in self._segments() if n < number]
+        for n in old:
+            self._path(n).unlink(missing_ok=True)
+        if old:
+            _fsync_dir(self.directory)
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush what is buffered, then release the files and the directory lock."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            os.close(self._fd)
+            os.close(self._lock_fd)
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncShipper:
+    """The spool's background task: flush every `interval`, then ship until nothing is left.
+
+    Failures (control plane unreachable, 5xx, disk errors) back off exponentially with jitter
+    up to `max_backoff`, so a fleet of gateways does not stampede a recovering control plane.
+    A batch the control plane refuses as invalid (422) is split in halves until the bad
+    events are isolated; those are logged and dropped (`rejected`), or one malformed event
+    would block the spool forever.
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        control_url: str,
+        token: str,
+        tls: ssl.SSLContext,
+        *,
+        interval: float = 0.2,
+        batch: int = 500,
+        max_backoff: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.spool = spool
+        self.rejected = 0
+        self._url = control_url.rstrip("/") + INGEST_PATH
+        self._interval, self._batch, self._max_backoff = interval, batch, max_backoff
+        self._client = httpx.AsyncClient(
+            verify=tls,
+            transport=transport,
+            timeout=httpx.Timeout(10.0),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._task = loop.create_task(self._run(), name="audit-shipper")
+
+    async def stop(self) -> None:
+        """Stop shipping and make the buffered events durable; the next start ships them."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._client.aclose()
+        await asyncio.to_thread(self.spool.flush)
+
+    async def _run(self) -> None:
+        delay = self._interval
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await asyncio.to_thread(self.spool.flush)
+                while await self._ship_batch() == self._batch:
+                    pass  # a backlog (after an outage): drain it without waiting a tick each
+                delay = self._interval
+            except Exception as exc:  # the loop must outlive any one failure
+                delay = min(max(delay * 2, 1.0), self._max_backoff)
+                log.warning("audit shipping failed (%s), retrying in %.1f s", exc, delay)
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+
+    async def _ship_batch(self) -> int:
+        records, cursor = await asyncio.to_thread(self.spool.read_unshipped, self._batch)
+        if records:
+            await self._post(records)
+        await asyncio.to_thread(self.spool.mark_shipped, cursor)
+        return len(records)
+
+    async def _post(self, records: list[AuditRecord]) -> None:
+        response = await self._client.post(
+            self._url, json={"events": [to_json(record) for record in records]}
+        )
+        if response.status_code != 422:
+            response.raise_for_status()
+            return
+        if len(records) > 1:
+            half = len(records) // 2
+            await self._post(records[:half])
+            await self._post(records[half:])
+            return
+        self.rejected += 1
+        log.error(
+            "the control plane refused audit event %s, dropping it: %s",
+            records[0].event_id,
+            response.text[:500],
+        )

@@ -1,0 +1,204 @@
+"""Enforcement in the gateway, with a snapshot and tokens signed in the test, against a real
+upstream: the login round trip, tokens for other apps or expired, the deny page and its
+hints, step-up, and one audit event per decision."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+import pytest
+
+from gatewaykit import GatewayThread, start_upstream
+from netkit import free_port
+from zerogate.core.audit import AuditRecord
+from zerogate.core.policy.model import App
+from zerogate.core.policy.parse import parse_policy
+from zerogate.core.policy.snapshot import HttpRoute, Snapshot
+from zerogate.core.token_keys import jwks, new_signing_key
+from zerogate.core.tokens import AccessClaims, issue_access_token, new_token_id
+from zerogate.gateway.enforce import COOKIE, Enforcer, build_state
+
+ISSUER = "https://control.test:8443"
+KEY = new_signing_key(datetime.now(UTC))
+POLICY = """\
+rules:
+  - name: eng-wiki
+    who: {groups: [eng]}
+    what: {apps: [wiki]}
+  - name: eng-grafana-managed
+    who: {groups: [eng]}
+    what: {apps: [grafana]}
+    when: {device: {enrolled: true}}
+  - name: ops-vault-mfa
+    who: {groups: [ops]}
+    what: {apps: [vault]}
+    when: {auth: {mfa_max_age_minutes: 10}}
+"""
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    port = free_port()
+    process = start_upstream(port)
+    yield port
+    process.terminate()
+    process.wait(10)
+
+
+class Harness:
+    def __init__(self, upstream: int) -> None:
+        apps = (App("wiki"), App("grafana"), App("vault"))
+        routes = tuple(
+            HttpRoute(a.name, f"{a.name}.apps.test", f"http://127.0.0.1:{upstream}") for a in apps
+        )
+        policy = parse_policy(POLICY)
+        snapshot = Snapshot(ISSUER, 1, 1, datetime.now(UTC), policy, apps, routes)
+        self.events: list[AuditRecord] = []
+        self.enforcer = Enforcer(
+            build_state(snapshot, jwks([KEY])),
+            portal=ISSUER,
+            gateway="gw-test",
+            audit=self.events.append,
+        )
+
+
+@pytest.fixture
+def harness(upstream: int) -> Iterator[tuple[Harness, GatewayThread]]:
+    harness = Harness(upstream)
+    with GatewayThread(harness.enforcer.handle, free_port()) as gateway:
+        yield harness, gateway
+
+
+def token(
+    app: str, *, user: str = "alice", groups: tuple[str, ...] = ("eng",), **kw: object
+) -> str:
+    now = datetime.now(UTC)
+    claims = AccessClaims(
+        issuer=ISSUER,
+        subject=f"user:{user}",
+        audience=app,
+        session_id="s1",
+        principal_kind="person",
+        username=user,
+        groups=groups,
+        auth_time=now,
+        mfa_time=kw.get("mfa_time"),  # type: ignore[arg-type]
+        amr=("pwd",),
+        issued_at=kw.get("issued_at", now),  # type: ignore[arg-type]
+        expires_at=kw.get("expires_at", now + timedelta(minutes=10)),  # type: ignore[arg-type]
+        token_id=new_token_id(),
+        cnf_x5t_s256=None,
+    )
+    return issue_access_token(KEY, claims)
+
+
+def get(
+    gateway: GatewayThread,
+    host: str,
+    path: str = "/",
+    cookie: str | None = None,
+    method: str = "GET",
+) -> httpx.Response:
+    headers = {"host": host}
+    if cookie is not None:
+        headers["cookie"] = f"{COOKIE}={cookie}"
+    return httpx.request(method, f"http://127.0.0.1:{gateway.port}{path}", headers=headers)
+
+
+def test_no_token_goes_to_the_portal_for_this_app(harness: tuple[Harness, GatewayThread]) -> None:
+    _, gateway = harness
+    response = get(gateway, "wiki.apps.test", "/page?x=1")
+    assert response.status_code == 302
+    location = urlsplit(response.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{ISSUER}/portal/authorize"
+    query = parse_qs(location.query)
+    assert query["app"] == ["wiki"] and query["return"] == ["https://wiki.apps.test/page?x=1"]
+    assert get(gateway, "wiki.apps.test", "/", method="POST").status_code == 401
+
+
+def test_the_callback_sets_the_cookie_and_returns_only_to_a_local_path(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    _, gateway = harness
+    good = token("wiki")
+    for back, expected in (
+        ("/page?x=1", "/page?x=1"),
+        ("//evil.test/x", "/"),
+        ("https://evil.test", "/"),
+    ):
+        response = get(
+            gateway, "wiki.apps.test", f"/.zerogate/callback?token={good}&return={quote(back)}"
+        )
+        assert response.status_code == 303 and response.headers["location"] == expected
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith(f"{COOKIE}={good};")
+        assert all(flag in cookie for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"))
+    other = get(gateway, "wiki.apps.test", f"/.zerogate/callback?token={token('grafana')}")
+    assert other.status_code == 401  # a token for another app is no key to this one
+
+
+def test_allowed_requests_carry_the_assertion_and_are_audited(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    h, gateway = harness
+    wiki = token("wiki")
+    response = get(gateway, "wiki.apps.test", "/echo", cookie=wiki)
+    assert response.status_code == 200
+    assert dict(response.json()["headers"])["x-zerogate-assertion"] == wiki
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+    (event,) = h.events
+    assert (event.actor, event.target, event.details["effect"]) == (
+        "user:alice",
+        "app/wiki",
+        "allow",
+    )
+    assert event.details["request"]["status"] == 200  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        token("grafana"),  # another app's
+        token(
+            "wiki",
+            issued_at=datetime.now(UTC) - timedelta(hours=2),
+            expires_at=datetime.now(UTC) - timedelta(hours=1),
+        ),
+        token("wiki")[:-4] + "AAAA",  # forged signature
+        "not-a-token",
+    ],
+)
+def test_bad_tokens_are_sent_to_sign_in(harness: tuple[Harness, GatewayThread], bad: str) -> None:
+    h, gateway = harness
+    assert get(gateway, "wiki.apps.test", "/echo", cookie=bad).status_code == 302
+    assert h.events == []
+
+
+def test_denials_look_like_nothing_unless_there_is_something_to_fix(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    h, gateway = harness
+    unknown = get(gateway, "nothing.apps.test", "/")
+    no_rule = get(gateway, "vault.apps.test", "/", cookie=token("vault"))  # alice is not ops
+    assert unknown.status_code == no_rule.status_code == 404 and unknown.text == no_rule.text
+    fixable = get(gateway, "grafana.apps.test", "/", cookie=token("grafana"))
+    assert fixable.status_code == 403
+    assert "device enrolled with zerogate" in fixable.text and "eng-grafana" not in fixable.text
+    assert [e.details["effect"] for e in h.events] == ["deny", "deny"]
+
+
+def test_a_stale_second_factor_asks_for_step_up(harness: tuple[Harness, GatewayThread]) -> None:
+    _, gateway = harness
+    stale = token(
+        "vault", user="olga", groups=("ops",), mfa_time=datetime.now(UTC) - timedelta(hours=1)
+    )
+    response = get(gateway, "vault.apps.test", "/", cookie=stale)
+    assert response.status_code == 401 and "Sign in again" in response.text
+    link = re.search(r'href="([^"]+)"', response.text)
+    assert link and link.group(1).startswith(f"{ISSUER}/portal/login?next=")
+    fresh = token("vault", user="olga", groups=("ops",), mfa_time=datetime.now(UTC))
+    assert get(gateway, "vault.apps.test", "/echo", cookie=fresh).status_code == 200
