@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,8 +28,9 @@ POLICY = """\
 rules:
   - name: admins-grafana
     who: {groups: [admins]}
-    what: {apps: [grafana]}
+    what: {apps: [grafana, whoami]}
 """
+EXAMPLE = Path(__file__).parents[2] / "examples" / "whoami.py"
 
 
 @pytest.fixture
@@ -84,6 +86,12 @@ def test_sign_in_reach_the_app_and_audit_it(up: Running, upstream: int, tmp_path
         "--target", f"http://127.0.0.1:{upstream}",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
+    example_port = free_port()
+    created = admin(
+        up, up.token, "app", "create", "whoami", "--kind", "http",
+        "--hostname", "whoami.zerogate.localhost", "--target", f"http://127.0.0.1:{example_port}",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
     assert admin(up, up.token, "user", "create", "bob").returncode == 0
     (tmp_path / "policy.yaml").write_text(POLICY)
     assert admin(up, up.token, "policy", "push", str(tmp_path / "policy.yaml")).returncode == 0
@@ -114,6 +122,26 @@ def test_sign_in_reach_the_app_and_audit_it(up: Running, upstream: int, tmp_path
     )
     assert claims.username == "admin" and headers["x-forwarded-proto"] == "https"
 
+    # A second app, the published example that verifies the assertion itself: no new login.
+    command = [sys.executable, str(EXAMPLE), "--port", str(example_port), "--app", "whoami"]
+    command += ["--control", up.url, "--ca", str(up.data_dir / "ca.pem")]
+    example = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(example_port)
+        whoami = f"https://whoami.zerogate.localhost:{up.gateway_port}/"
+        deadline = time.monotonic() + 10
+        while True:
+            hello = curl(whoami, "-L", "-w", "\n%{http_code}")
+            if hello.stdout.endswith("\n200") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert hello.stdout == "Hello admin (admins)\n\n200", hello.stdout + hello.stderr
+        direct = curl(f"http://127.0.0.1:{example_port}/", "-w", "%{http_code}", "-o", "/dev/null")
+        assert direct.stdout == "401"  # around the gateway, the example app refuses
+    finally:
+        example.terminate()
+        example.wait(10)
+
     # An unknown host and an app this person has no rule for look exactly alike.
     nothing = curl(f"https://nope.zerogate.localhost:{up.gateway_port}/", "-w", "\n%{http_code}")
     password = "plum-orbit-candle-42-quartz"
@@ -135,12 +163,15 @@ def test_sign_in_reach_the_app_and_audit_it(up: Running, upstream: int, tmp_path
         events = json.loads(
             admin(up, up.token, "audit", "list", "--action", "access.decision", "--json").stdout
         )
-        if events or time.monotonic() > deadline:
+        if any(e["actor"] == "user:bob" for e in events) or time.monotonic() > deadline:
             break
         time.sleep(0.3)
     allowed = [e for e in events if e["details"]["effect"] == "allow"]
-    assert allowed and allowed[0]["target"] == "app/grafana"
-    assert allowed[0]["details"]["request"]["status"] == 200
+    assert {e["target"] for e in allowed} == {"app/grafana", "app/whoami"}
+    grafana = [e for e in allowed if e["target"] == "app/grafana"]
+    assert {e["details"]["request"]["status"] for e in grafana} == {200}
+    denied = [e for e in events if e["details"]["effect"] == "deny"]
+    assert [e["actor"] for e in denied] == ["user:bob"]  # the unknown host is no decision
 
 
 def _now() -> datetime:
