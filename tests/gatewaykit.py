@@ -142,3 +142,19 @@ def split_responses(data: bytes) -> list[tuple[int, bytes]]:
     reader = _Responses()
     reader.parser.feed_data(data)
     return reader.found
+
+
+def wait_for_route(ca_file: Path, url: str, seconds: float = 15.0) -> None:
+    """Until the gateway knows the app at `url` (it polls the snapshot): no longer a 404."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        probe = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(ca_file), url],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if probe.stdout not in ("404", "503", "000"):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the gateway never routed {url}")

@@ -48,7 +48,8 @@ def playwright_driver() -> Iterator[Playwright]:
 
 @pytest.fixture
 def browser(playwright_driver: Playwright, up: Running) -> Iterator[Browser]:
-    pin = spki_pin((up.data_dir / "tls" / "control.pem").read_bytes())
+    tls = up.data_dir / "tls"
+    pin = ",".join(spki_pin((tls / name).read_bytes()) for name in ("control.pem", "gateway.pem"))
     launched = playwright_driver.chromium.launch(
         executable_path=CHROMIUM,
         headless=True,
