@@ -549,8 +549,9 @@ def bench_policy() -> str:
             rule["when"] = {"network": {"source_in": ["offices"]}}
         rules.append(rule)
         if len(rules) == ZG_RULES // 2:  # `bench`'s grant sits mid-file, like any other
-            rules.append({"name": "admins-bench", "who": {"groups": ["admins"]},
-                          "what": {"apps": [ZG_APP]}})  # fmt: skip
+            rules.append(
+                {"name": "admins-bench", "who": {"groups": ["admins"]}, "what": {"apps": [ZG_APP]}}
+            )
     cidrs = {"tor-exits": ["198.19.9.0/24"], "offices": ["198.18.0.0/24", "2001:db8:1::/48"]}
     document = {"cidr_lists": cidrs, "rules": rules}
     assert len(rules) == ZG_RULES, len(rules)
@@ -579,8 +580,16 @@ def start_zerogate_up(root: Path) -> ZerogateUp:
     """
     data, log = root / "data", root / "up.log"
     control, gateway = free_port(), free_port()
-    argv = [ZEROGATE, "up", "--data-dir", str(data), "--control-port", str(control),
-            "--gateway-port", str(gateway)]  # fmt: skip
+    argv = [
+        ZEROGATE,
+        "up",
+        "--data-dir",
+        str(data),
+        "--control-port",
+        str(control),
+        "--gateway-port",
+        str(gateway),
+    ]
     proc = spawn(argv, log, os.environ | {"COLUMNS": "200"})
     try:
         deadline = time.monotonic() + ZG_START_TIMEOUT
@@ -592,8 +601,15 @@ def start_zerogate_up(root: Path) -> ZerogateUp:
         token, password = _ZG_TOKEN.search(output), _ZG_PASSWORD.search(output)
         if token is None or password is None:
             raise BenchError(f"zerogate up printed no admin token or password:\n{output}")
-        up = ZerogateUp(proc, log, f"https://localhost:{control}", data / "ca.pem",
-                        token.group(1), password.group(1), gateway)  # fmt: skip
+        up = ZerogateUp(
+            proc,
+            log,
+            f"https://localhost:{control}",
+            data / "ca.pem",
+            token.group(1),
+            password.group(1),
+            gateway,
+        )
         context = ssl.create_default_context(cafile=str(up.ca))
         while True:
             with contextlib.suppress(httpx.HTTPError):
@@ -622,8 +638,13 @@ def configure_zerogate(up: ZerogateUp, upstream_port: int) -> None:
         last = json.loads(imported.text.strip().splitlines()[-1])
         if "result" not in last:
             raise BenchError(f"(e) import: {last}")
-        app = {"name": ZG_APP, "kind": "http", "hostname": ZG_HOST,
-               "target": f"http://127.0.0.1:{upstream_port}", "tags": ["web"]}  # fmt: skip
+        app = {
+            "name": ZG_APP,
+            "kind": "http",
+            "hostname": ZG_HOST,
+            "target": f"http://127.0.0.1:{upstream_port}",
+            "tags": ["web"],
+        }
         _ok(api.post("/api/v1/apps", json=app), "create the bench app")
         admin = {"groups": list(ZG_ADMIN_GROUPS)}
         _ok(api.patch("/api/v1/users/admin", json=admin), "admin's groups")
@@ -689,9 +710,15 @@ def start_zerogate(env: Env) -> Running:
         return {"proxy": process_tree(up.proc.pid)[1:], "side": [up.proc.pid]}
 
     return Running(
-        up.gateway_port, stop, ca=up.ca, host=ZG_HOST, cookie=ZG_COOKIE, token=token,
-        refused=(302,), processes=processes,
-    )  # fmt: skip
+        up.gateway_port,
+        stop,
+        ca=up.ca,
+        host=ZG_HOST,
+        cookie=ZG_COOKIE,
+        token=token,
+        refused=(302,),
+        processes=processes,
+    )
 
 
 SCENARIOS: tuple[Scenario, ...] = (

@@ -56,7 +56,10 @@ class Harness:
             HttpRoute(a.name, f"{a.name}.apps.test", f"http://127.0.0.1:{upstream}") for a in apps
         )
         policy = parse_policy(POLICY)
-        snapshot = Snapshot(ISSUER, 1, 1, datetime.now(UTC), policy, apps, routes)
+        snapshot = Snapshot(
+            ISSUER, 1, 1, datetime.now(UTC), policy, apps, routes,
+            revoked_sessions=frozenset({"ended"}), disabled_users=frozenset({"mallory"}),
+        )  # fmt: skip
         self.events: list[AuditRecord] = []
         self.enforcer = Enforcer(
             build_state(snapshot, jwks([KEY])),
@@ -81,7 +84,7 @@ def token(
         issuer=ISSUER,
         subject=f"user:{user}",
         audience=app,
-        session_id="s1",
+        session_id=str(kw.get("session", "s1")),
         principal_kind="person",
         username=user,
         groups=groups,
@@ -202,3 +205,17 @@ def test_a_stale_second_factor_asks_for_step_up(harness: tuple[Harness, GatewayT
     assert link and link.group(1).startswith(f"{ISSUER}/portal/login?next=")
     fresh = token("vault", user="olga", groups=("ops",), mfa_time=datetime.now(UTC))
     assert get(gateway, "vault.apps.test", "/echo", cookie=fresh).status_code == 200
+
+
+def test_revoked_sessions_and_disabled_people_are_sent_to_sign_in(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    h, gateway = harness
+    assert get(gateway, "wiki.apps.test", "/echo", cookie=token("wiki")).status_code == 200
+    ended = token("wiki", session="ended")
+    assert get(gateway, "wiki.apps.test", "/echo", cookie=ended).status_code == 302
+    mallory = token("wiki", user="mallory")
+    assert get(gateway, "wiki.apps.test", "/echo", cookie=mallory).status_code == 302
+    callback = get(gateway, "wiki.apps.test", f"/.zerogate/callback?token={ended}")
+    assert callback.status_code == 401
+    assert len(h.events) == 1

@@ -142,6 +142,20 @@ def test_sign_in_reach_the_app_and_audit_it(up: Running, upstream: int, tmp_path
         example.terminate()
         example.wait(10)
 
+    # Ending the person's sessions reaches the gateway within about a second.
+    revoked = curl(
+        f"{up.url}/api/v1/users/admin/sessions/revoke", "-X", "POST",
+        "-H", f"authorization: Bearer {up.token}", "-w", "%{http_code}", "-o", "/dev/null",
+    )  # fmt: skip
+    assert revoked.stdout == "200", revoked.stdout + revoked.stderr
+    started = time.monotonic()
+    while True:
+        after = curl(app_url(up, "/echo"), "-o", "/dev/null", "-w", "%{http_code}")
+        if after.stdout == "302" or time.monotonic() - started > 10:
+            break
+        time.sleep(0.1)
+    assert after.stdout == "302"  # the portal would now ask to sign in again
+
     # An unknown host and an app this person has no rule for look exactly alike.
     nothing = curl(f"https://nope.zerogate.localhost:{up.gateway_port}/", "-w", "\n%{http_code}")
     password = "plum-orbit-candle-42-quartz"

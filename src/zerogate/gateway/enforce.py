@@ -156,7 +156,7 @@ class Enforcer:
             return self._callback(request, target)
         token = _cookie(head.headers, COOKIE)
         claims = self._verify(state, token, target.app.name) if token else None
-        if claims is None:
+        if claims is None or _revoked(state.snapshot, claims):
             return self._to_login(request, target)
         now = datetime.fromtimestamp(self.clock(), UTC)
         ctx = RequestContext(
@@ -224,7 +224,7 @@ class Enforcer:
         params = dict(parse_qsl(request.head.query, max_num_fields=4))
         token, back = params.get("token", ""), params.get("return", "/")
         claims = self._verify(self.state, token, target.app.name) if token else None
-        if claims is None:
+        if claims is None or _revoked(self.state.snapshot, claims):
             return Reply(401, status_page(401, "That sign-in link is not valid.").body, (HSTS,))
         if not back.startswith("/") or back.startswith("//") or "\\" in back:
             back = "/"
@@ -294,6 +294,12 @@ def _denied(decision: Decision, done: Callable[[Outcome], None]) -> Reply:
         f"<p>You cannot open this application right now. To fix it:</p><ul>{items}</ul>\n"
     ).encode()
     return Reply(403, body, (HSTS,), done=done)
+
+
+def _revoked(snapshot: Snapshot, claims: AccessClaims) -> bool:
+    return (
+        claims.session_id in snapshot.revoked_sessions or claims.username in snapshot.disabled_users
+    )
 
 
 def _cookie(headers: tuple[tuple[bytes, bytes], ...], name: str) -> str | None:

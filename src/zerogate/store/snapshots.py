@@ -8,7 +8,7 @@ and a gateway that already holds that serial can skip the download.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from zerogate.core.policy.snapshot import HttpRoute, Snapshot, sign_snapshot
 from zerogate.core.sealing import SecretSealer
 from zerogate.store import audit, policies, signing_keys
-from zerogate.store.models import Application
+from zerogate.store.models import Application, User
+from zerogate.store.models import Session as SessionRow
 
 
 def serial(session: Session) -> int:
@@ -33,7 +34,13 @@ def current(session: Session, *, issuer: str, now: datetime) -> Snapshot:
     )
     routes = tuple(HttpRoute(r.name, str(r.hostname).lower(), r.target) for r in rows)
     apps = policies.inventory_apps(session)
-    return Snapshot(issuer, number, version, now, policy, apps, routes)
+    # A token outlives its session by at most its lifetime (plus verifiers' clock leeway).
+    horizon = now - signing_keys.ACCESS_TOKEN_LIFETIME - timedelta(minutes=5)
+    revoked = frozenset(
+        session.scalars(select(SessionRow.handle).where(SessionRow.revoked_at >= horizon))
+    )
+    disabled = frozenset(session.scalars(select(User.username).where(User.disabled.is_(True))))
+    return Snapshot(issuer, number, version, now, policy, apps, routes, revoked, disabled)
 
 
 def signed(session: Session, sealer: SecretSealer, *, issuer: str, now: datetime) -> str:

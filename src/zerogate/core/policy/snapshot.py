@@ -61,6 +61,10 @@ class Snapshot:
     policy: Policy
     apps: tuple[App, ...]
     routes: tuple[HttpRoute, ...] = ()
+    # Sessions ended while their app tokens may still be unexpired, and disabled principals:
+    # a gateway refuses their tokens from the moment it takes this snapshot.
+    revoked_sessions: frozenset[str] = frozenset()
+    disabled_users: frozenset[str] = frozenset()
 
 
 _ADAPTER: Final = TypeAdapter(Snapshot)
