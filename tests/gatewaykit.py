@@ -4,15 +4,19 @@ thread, and a raw-socket client that sends exactly the bytes a test wrote."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httptools
+import httpx
 import uvloop
 
 from zerogate.gateway.http import Gateway, Handler, Options
@@ -158,3 +162,21 @@ def wait_for_route(ca_file: Path, url: str, seconds: float = 15.0) -> None:
             return
         time.sleep(0.2)
     raise TimeoutError(f"the gateway never routed {url}")
+
+
+def app_token(control_url: str, ca_file: Path, password: str, app: str, back: str) -> str:
+    """Sign in to the portal as admin and take the token `/portal/authorize` hands an app."""
+    trust = ssl.create_default_context(cafile=str(ca_file))
+    with httpx.Client(base_url=control_url, verify=trust, follow_redirects=False) as web:
+        form = web.get("/portal/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf, form
+        signed = web.post(
+            "/portal/login",
+            data={"username": "admin", "password": password, "csrf": csrf.group(1)},
+        )
+        assert signed.status_code == 303, signed.text
+        sent = web.get("/portal/authorize", params={"app": app, "return": back})
+        assert sent.status_code == 303, sent.text
+        query = parse_qs(urlsplit(sent.headers["location"]).query)
+        return query["token"][0]

@@ -1,0 +1,140 @@
+"""A gateway killed with SIGKILL in the middle of a load and started again: every request a
+client saw answered has its audit event in the control plane, and none is there twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gatewaykit import app_token, start_upstream, wait_for_port, wait_for_route
+from netkit import free_port
+from zgproc import Running, admin, start, stop
+
+HOST = "grafana.zerogate.localhost"
+POLICY = """\
+rules:
+  - name: admins-grafana
+    who: {groups: [admins]}
+    what: {apps: [grafana]}
+"""
+
+
+@pytest.fixture
+def upstream() -> Iterator[int]:
+    port = free_port()
+    process = start_upstream(port)
+    yield port
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def up(tmp_path: Path, port: int) -> Iterator[Running]:
+    running = start(tmp_path / "zerogate-data", port)
+    yield running
+    stop(running)
+
+
+def start_gateway(up: Running, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    tls = up.data_dir / "tls"
+    command = [sys.executable, "-m", "zerogate", "gateway", "--control", up.url]
+    command += ["--ca-cert", str(up.data_dir / "ca.pem"), "--cert", str(tls / "gateway.pem")]
+    command += ["--key", str(tls / "gateway.key"), "--data-dir", str(data_dir)]
+    command += ["--port", str(port), "--name", "killable"]
+    token = (up.data_dir / "gateway.token").read_text().strip()
+    env = {**os.environ, "ZEROGATE_TOKEN": token}
+    return subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+
+
+def recorded_paths(up: Running) -> Counter[str]:
+    """Paths of every access decision the control plane holds, with their counts."""
+    trust = ssl.create_default_context(cafile=str(up.data_dir / "ca.pem"))
+    headers = {"authorization": f"Bearer {up.token}"}
+    found: Counter[str] = Counter()
+    params: dict[str, str | int] = {"action": "access.decision", "limit": 1000}
+    with httpx.Client(base_url=up.url, verify=trust, headers=headers) as api:
+        while True:
+            events = api.get("/api/v1/audit/events", params=params).raise_for_status().json()
+            for event in events:
+                found[event["details"]["context"]["path"]] += 1
+            if len(events) < 1000:
+                return found
+            params["before_seq"] = events[-1]["seq"]
+
+
+def test_sigkill_mid_load_loses_and_repeats_nothing(
+    up: Running, upstream: int, tmp_path: Path
+) -> None:
+    assert up.token is not None and up.admin_password is not None
+    created = admin(
+        up, up.token, "app", "create", "grafana", "--kind", "http", "--hostname", HOST,
+        "--target", f"http://127.0.0.1:{upstream}",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    assert admin(up, up.token, "policy", "push", str(tmp_path / "policy.yaml")).returncode == 0
+    port, data = free_port(), tmp_path / "gateway"
+    gateway = start_gateway(up, port, data)
+    wait_for_port(port)
+    ca = up.data_dir / "ca.pem"
+    wait_for_route(ca, f"https://{HOST}:{port}/")
+    token = app_token(up.url, ca, up.admin_password, "grafana", f"https://{HOST}:{port}/")
+
+    answered: list[int] = []
+    stop_load = threading.Event()
+
+    def load() -> None:
+        trust = ssl.create_default_context(cafile=str(ca))
+        headers = {"host": HOST, "cookie": f"__Host-zerogate={token}"}
+        n = 0
+        with httpx.Client(verify=trust, headers=headers, timeout=5) as client:
+            while not stop_load.is_set() and n < 5000:
+                try:
+                    if client.get(f"https://127.0.0.1:{port}/echo/{n}").status_code == 200:
+                        answered.append(n)
+                except httpx.HTTPError:
+                    time.sleep(0.02)  # the gateway is down: this request was never answered
+                n += 1
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        while len(answered) < 100:
+            time.sleep(0.01)
+        gateway.send_signal(signal.SIGKILL)  # mid-load: requests are in flight
+        gateway.wait(10)
+        killed_at = len(answered)
+        gateway = start_gateway(up, port, data)
+        wait_for_port(port)
+        deadline = time.monotonic() + 30
+        while len(answered) < killed_at + 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop_load.set()
+        worker.join(30)
+    assert len(answered) >= killed_at + 100, "the restarted gateway answered too little"
+
+    expected = {f"/echo/{n}" for n in answered}
+    deadline = time.monotonic() + 30
+    while True:
+        found = recorded_paths(up)
+        if expected <= set(found) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    gateway.terminate()
+    gateway.wait(10)
+    missing = sorted(expected - set(found), key=lambda p: int(p.rsplit("/", 1)[1]))
+    assert not missing, f"{len(missing)} answered requests have no audit event: {missing[:10]}"
+    twice = {path: count for path, count in found.items() if count > 1}
+    assert not twice, f"stored more than once: {twice}"
