@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -46,12 +47,14 @@ def up(tmp_path: Path, port: int) -> Iterator[Running]:
     stop(running)
 
 
-def start_gateway(up: Running, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start_gateway(
+    up: Running, port: int, data_dir: Path, workers: int = 1
+) -> subprocess.Popen[bytes]:
     tls = up.data_dir / "tls"
     command = [sys.executable, "-m", "zerogate", "gateway", "--control", up.url]
     command += ["--ca-cert", str(up.data_dir / "ca.pem"), "--cert", str(tls / "gateway.pem")]
     command += ["--key", str(tls / "gateway.key"), "--data-dir", str(data_dir)]
-    command += ["--port", str(port), "--name", "killable"]
+    command += ["--port", str(port), "--name", "killable", "--workers", str(workers)]
     token = (up.data_dir / "gateway.token").read_text().strip()
     env = {**os.environ, "ZEROGATE_TOKEN": token}
     return subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
@@ -138,3 +141,40 @@ def test_sigkill_mid_load_loses_and_repeats_nothing(
     assert not missing, f"{len(missing)} answered requests have no audit event: {missing[:10]}"
     twice = {path: count for path, count in found.items() if count > 1}
     assert not twice, f"stored more than once: {twice}"
+
+
+def test_workers_share_the_port_and_stop_together(
+    up: Running, upstream: int, tmp_path: Path
+) -> None:
+    assert up.token is not None and up.admin_password is not None
+    created = admin(
+        up, up.token, "app", "create", "grafana", "--kind", "http", "--hostname", HOST,
+        "--target", f"http://127.0.0.1:{upstream}",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    assert admin(up, up.token, "policy", "push", str(tmp_path / "policy.yaml")).returncode == 0
+    port, data = free_port(), tmp_path / "gateway"
+    supervisor = start_gateway(up, port, data, workers=2)
+    ca = up.data_dir / "ca.pem"
+    try:
+        wait_for_port(port)
+        wait_for_route(ca, f"https://{HOST}:{port}/")
+        token = app_token(up.url, ca, up.admin_password, "grafana", f"https://{HOST}:{port}/")
+        trust = ssl.create_default_context(cafile=str(ca))
+        headers = {"host": HOST, "cookie": f"__Host-zerogate={token}"}
+        for _ in range(40):  # new connections: the kernel spreads them over the workers
+            with httpx.Client(verify=trust, headers=headers) as client:
+                assert client.get(f"https://127.0.0.1:{port}/echo").status_code == 200
+        # Each worker decided some of them: each has decisions in its own spool.
+        served = {
+            log.parent.parent.name
+            for log in data.glob("worker-*/spool/*.log")
+            if b"access.decision" in log.read_bytes()
+        }
+        assert served == {"worker-0", "worker-1"}
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(30) == 0
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +12,7 @@ import typer
 
 from zerogate import logs
 from zerogate.gateway.run import GatewaySettings, serve
+from zerogate.gateway.workers import supervise
 
 
 def gateway(
@@ -38,6 +41,10 @@ def gateway(
         typer.Option(help="Serve a saved snapshot this long while the control plane is away."),
     ] = 24.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    workers: Annotated[
+        int, typer.Option(min=1, max=256, help="Processes sharing the port (default: cores).")
+    ] = 0,
+    worker_index: Annotated[int | None, typer.Option(hidden=True)] = None,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     logs.setup(log_level, "json")
@@ -45,6 +52,12 @@ def gateway(
         if not path.is_file():
             typer.echo(f"cannot start: {path} is not a readable file", err=True)
             raise typer.Exit(2)
+    count = workers or os.cpu_count() or 1
+    if count > 1 and worker_index is None:
+        raise typer.Exit(supervise(count, _without_workers(sys.argv)))
+    if worker_index is not None:
+        data_dir = data_dir / f"worker-{worker_index}"
+        name = f"{name}-{worker_index}"
     settings = GatewaySettings(
         control_url=control.rstrip("/"),
         token=token.strip(),
@@ -59,3 +72,20 @@ def gateway(
         parent_pid=os.getppid() if exit_with_parent else None,
     )
     serve(settings)
+
+
+def _without_workers(argv: Sequence[str]) -> list[str]:
+    """This command's arguments after `gateway`, minus `--workers` (each worker gets 1)."""
+    args = list(argv[argv.index("gateway") + 1 :])
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--workers":
+            skip = True
+            continue
+        if arg.startswith("--workers="):
+            continue
+        out.append(arg)
+    return out
