@@ -4,6 +4,8 @@ names every error's line and column and stores nothing; decisions explain themse
 from __future__ import annotations
 
 import ipaddress
+import threading
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -249,3 +251,29 @@ def test_impact_replays_recorded_decisions_against_a_candidate(control: Control)
     assert unchanged["changes"] == []
     refused = c.post("/api/v1/policy/impact", json={"source": BROKEN}, headers=h)
     assert refused.status_code == 422  # a candidate is validated like a push
+
+
+def test_the_snapshot_long_poll_answers_when_the_state_changes(control: Control) -> None:
+    _inventory(control)
+    c, h = control.client, control.admin
+    key_set = c.get("/.well-known/jwks.json").json()
+    first = verify_snapshot(
+        c.get("/api/v1/policy/snapshot", headers=h).text, key_set, issuer="https://testserver"
+    )
+    unchanged = c.get(
+        "/api/v1/policy/snapshot", params={"since": first.serial, "wait": 1}, headers=h
+    )
+    assert unchanged.status_code == 204
+
+    def change() -> None:
+        time.sleep(0.3)
+        with control.db.transaction() as session:
+            policies.push(session, POLICY, comment="while a gateway waits", author="test")
+
+    changer = threading.Thread(target=change)
+    changer.start()
+    waited = c.get("/api/v1/policy/snapshot", params={"since": first.serial, "wait": 30}, headers=h)
+    changer.join()
+    assert waited.status_code == 200
+    later = verify_snapshot(waited.text, key_set, issuer="https://testserver")
+    assert later.serial > first.serial and later.policy_version == 1

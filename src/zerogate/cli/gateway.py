@@ -42,7 +42,7 @@ def gateway(
     ] = 24.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     workers: Annotated[
-        int, typer.Option(min=1, max=256, help="Processes sharing the port (default: cores).")
+        int, typer.Option(min=0, max=256, help="Processes sharing the port (0: one per core).")
     ] = 0,
     worker_index: Annotated[int | None, typer.Option(hidden=True)] = None,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,

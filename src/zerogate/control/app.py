@@ -6,6 +6,9 @@ Built by `create_app` from parts handed in (database, certificate authority), so
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -26,6 +29,7 @@ from zerogate.control.pki_service import PkiService
 from zerogate.control.portal import account, device, login, passkeys, sso
 from zerogate.control.portal import tokens as token_endpoints
 from zerogate.control.portal.web import CsrfError, PortalConfig, render
+from zerogate.control.snapshot_feed import SerialWatch
 from zerogate.store.db import Database
 
 API_PREFIX = "/api/v1"
@@ -40,7 +44,15 @@ def _api_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> FastAPI:
+    watch = SerialWatch(db)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        watch.close()  # the snapshot feed's task ends with the server, not after the database
+
     app = FastAPI(
+        lifespan=lifespan,
         title="zerogate control plane",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
@@ -50,6 +62,7 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
     app.state.db = db
     app.state.pki = pki_service
     app.state.portal = portal
+    app.state.serial_watch = watch
     metrics = health.Metrics()
     health.install_metrics(app, metrics)
     errors.install(app)

@@ -17,9 +17,11 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from zerogate.control.deps import AdminCaller, AnyCaller, DbSession, SnapshotReader, issuer_of
 from zerogate.control.errors import COMMON_RESPONSES, NOT_FOUND
+from zerogate.control.snapshot_feed import SerialWatch
 from zerogate.core.inventory.document import Problem
 from zerogate.core.inventory.names import NAME_PATTERN, USERNAME_PATTERN, Text
 from zerogate.core.policy.compile import compile_policy
@@ -43,6 +45,7 @@ from zerogate.core.policy.nodes import PolicyErrors
 from zerogate.core.policy.parse import parse_policy
 from zerogate.core.policy.replay import RecordedDecision, impact, recorded_decision
 from zerogate.store import audit, credentials, devices, policies, snapshots
+from zerogate.store.db import Database
 from zerogate.store.errors import Invalid, NotFound
 from zerogate.store.models import Application, PolicyVersion, User, utcnow
 
@@ -383,20 +386,30 @@ def router() -> APIRouter:
             204: {"description": "nothing changed since the serial given"},
         },
     )
-    def snapshot(
+    async def snapshot(
         request: Request,
         who: SnapshotReader,
-        session: DbSession,
         since: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+        wait: Annotated[int, Query(ge=0, le=60)] = 0,
     ) -> Response:
         """The policy in force and the apps, signed (JWS, ES256) with a key of the JWKS.
 
-        `since`: the serial the caller holds; 204 when nothing changed since.
+        `since`: the serial the caller holds; 204 when nothing changed since. `wait`: hold
+        the request up to that many seconds for a change (the gateways' long poll).
         """
-        if since is not None and snapshots.serial(session) <= since:
-            return Response(status_code=204)
+        db: Database = request.app.state.db
+        if since is not None:
+            watch: SerialWatch = request.app.state.serial_watch
+            if await watch.wait_past(since, wait) <= since:
+                return Response(status_code=204)
         sealer = request.app.state.portal.signing_sealer
-        text = snapshots.signed(session, sealer, issuer=issuer_of(request), now=utcnow())
+        issuer = issuer_of(request)
+
+        def build() -> str:
+            with db.transaction() as session:
+                return snapshots.signed(session, sealer, issuer=issuer, now=utcnow())
+
+        text = await run_in_threadpool(build)
         return Response(text, media_type="application/jose", headers={"Cache-Control": "no-store"})
 
     @api.get("/access/users/{username}", response_model=UserAccess, operation_id="user_access")
