@@ -48,13 +48,14 @@ def up(tmp_path: Path, port: int) -> Iterator[Running]:
 
 
 def start_gateway(
-    up: Running, port: int, data_dir: Path, workers: int = 1
+    up: Running, port: int, data_dir: Path, workers: int = 1, max_stale_hours: str = "24"
 ) -> subprocess.Popen[bytes]:
     tls = up.data_dir / "tls"
     command = [sys.executable, "-m", "zerogate", "gateway", "--control", up.url]
     command += ["--ca-cert", str(up.data_dir / "ca.pem"), "--cert", str(tls / "gateway.pem")]
     command += ["--key", str(tls / "gateway.key"), "--data-dir", str(data_dir)]
     command += ["--port", str(port), "--name", "killable", "--workers", str(workers)]
+    command += ["--max-stale-hours", max_stale_hours]
     token = (up.data_dir / "gateway.token").read_text().strip()
     env = {**os.environ, "ZEROGATE_TOKEN": token}
     return subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
@@ -178,3 +179,49 @@ def test_workers_share_the_port_and_stop_together(
         assert supervisor.wait(30) == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_fail_static_while_the_control_plane_is_away_then_fail_closed(
+    up: Running, upstream: int, tmp_path: Path
+) -> None:
+    assert up.token is not None and up.admin_password is not None
+    created = admin(
+        up, up.token, "app", "create", "grafana", "--kind", "http", "--hostname", HOST,
+        "--target", f"http://127.0.0.1:{upstream}",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    assert admin(up, up.token, "policy", "push", str(tmp_path / "policy.yaml")).returncode == 0
+    port, data = free_port(), tmp_path / "gateway"
+    ca = up.data_dir / "ca.pem"
+    gateway = start_gateway(up, port, data)
+    wait_for_port(port)
+    wait_for_route(ca, f"https://{HOST}:{port}/")
+    token = app_token(up.url, ca, up.admin_password, "grafana", f"https://{HOST}:{port}/")
+    trust = ssl.create_default_context(cafile=str(ca))
+    headers = {"host": HOST, "cookie": f"__Host-zerogate={token}"}
+
+    def status() -> int:
+        with httpx.Client(verify=trust, headers=headers) as client:
+            return client.get(f"https://127.0.0.1:{port}/echo").status_code
+
+    assert status() == 200
+    gateway.terminate()
+    gateway.wait(15)
+    stop(up)  # the control plane is gone
+
+    gateway = start_gateway(up, port, data)  # starts from the snapshot it saved
+    try:
+        wait_for_port(port)
+        assert status() == 200
+    finally:
+        gateway.terminate()
+        gateway.wait(15)
+
+    stale = start_gateway(up, port, data, max_stale_hours="0.0001")  # 0.36 s
+    try:
+        wait_for_port(port)
+        assert status() == 503  # too old to be the admins' policy any more
+    finally:
+        stale.terminate()
+        stale.wait(15)
