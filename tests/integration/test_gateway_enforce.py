@@ -5,12 +5,16 @@ hints, step-up, and one audit event per decision."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as websocket_connect
 
 from gatewaykit import GatewayThread, start_upstream
 from netkit import free_port
@@ -219,3 +223,24 @@ def test_revoked_sessions_and_disabled_people_are_sent_to_sign_in(
     callback = get(gateway, "wiki.apps.test", f"/.zerogate/callback?token={ended}")
     assert callback.status_code == 401
     assert len(h.events) == 1
+
+
+def test_a_websocket_is_cut_when_its_session_is_revoked(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    h, gateway = harness
+    sock = socket.create_connection(("127.0.0.1", gateway.port))
+    cookie = {"cookie": f"{COOKIE}={token('wiki', session='live')}"}
+    with websocket_connect(
+        "ws://wiki.apps.test/ws", sock=sock, additional_headers=cookie, open_timeout=5
+    ) as ws:
+        ws.send("still here?")
+        assert ws.recv(timeout=5) == "still here?"
+        assert gateway.call(gateway.gateway.recheck_tunnels) == 0  # nothing changed yet
+        state = h.enforcer.state
+        ended = replace(state.snapshot, revoked_sessions=frozenset({"live"}))
+        gateway.call(lambda: h.enforcer.swap(build_state(ended, jwks([KEY]))))
+        assert gateway.call(gateway.gateway.recheck_tunnels) == 1
+        with pytest.raises(ConnectionClosed):
+            ws.send("and now?")
+            ws.recv(timeout=5)

@@ -28,7 +28,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -177,16 +177,37 @@ class Enforcer:
         done = self._recorder(ctx, decision, state.snapshot.policy_version, request)
         if decision.effect is Effect.ALLOW:
             assert token is not None
+            recheck = self._recheck(token, ctx) if head.upgrade is not None else None
             return Forward(
                 target.upstream,
                 headers=((b"x-zerogate-assertion", token.encode()),),
                 response_headers=(HSTS,),
                 done=done,
                 path_prefix=target.path_prefix,
+                still_allowed=recheck,
             )
         if decision.effect is Effect.STEP_UP:
             return self._step_up(request, target, done)
         return _denied(decision, done)
+
+    def _recheck(self, token: str, ctx: RequestContext) -> Callable[[], bool]:
+        """Whether a long-lived connection's grant still holds under the state now in force."""
+
+        def still_allowed() -> bool:
+            state = self.state
+            target = state.targets.get(ctx.app.name) or next(
+                (t for t in state.targets.values() if t.app.name == ctx.app.name), None
+            )
+            if target is None:
+                return False  # the app is gone from the snapshot
+            claims = self._verify(state, token, target.app.name)
+            if claims is None or _revoked(state.snapshot, claims):
+                return False
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            again = replace(ctx, app=target.app, now=now)
+            return state.compiled.decide(again).effect is Effect.ALLOW
+
+        return still_allowed
 
     # --- tokens and the login round trip ----------------------------------------------------
 

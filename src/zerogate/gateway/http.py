@@ -131,6 +131,9 @@ class Forward:
     response_headers: tuple[tuple[bytes, bytes], ...] = ()  # added to the client response
     done: Callable[[Outcome], None] | None = None
     path_prefix: str = ""  # the upstream's base path ("/wiki"), put before the request's
+    # For upgraded (long-lived) connections: asked again whenever the policy changes;
+    # False cuts the connection (a WebSocket whose grant was revoked).
+    still_allowed: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,23 @@ class Gateway:
         for conn in list(self.connections):
             conn.close()
         self.pool.close()
+
+    def recheck_tunnels(self) -> int:
+        """Cut every upgraded connection whose grant no longer holds; how many were cut."""
+        cut = 0
+        for conn in list(self.connections):
+            tunnel = conn.upgraded
+            check = tunnel.forward.still_allowed if tunnel and tunnel.forward else None
+            if check is None:
+                continue
+            try:
+                allowed = check()
+            except Exception:  # a check that cannot decide denies
+                allowed = False
+            if not allowed:
+                conn.cut(tunnel)
+                cut += 1
+        return cut
 
 
 def status_page(status: int, text: str) -> Reply:
@@ -669,6 +689,16 @@ class ClientConnection(asyncio.Protocol):
         self._disarm()
         if self.transport is not None:
             self.transport.close()
+
+    def cut(self, cycle: Cycle | None) -> None:
+        """End a connection now, both ways (its grant was revoked)."""
+        if cycle is not None and cycle.upstream is not None:
+            cycle.upstream.abort()
+            cycle.upstream = None
+        if cycle is not None:
+            self.finish(cycle, error="access revoked", cut=True)
+        elif self.transport is not None:
+            self.transport.abort()
 
     def _protocol_error(self, status: int, reason: str) -> None:
         """The byte stream can no longer be trusted: answer (if we may) and close."""

@@ -150,8 +150,15 @@ async def run(settings: GatewaySettings) -> None:
     shipper.start(loop)
     audit = spool.append
 
+    gateway: Gateway | None = None
+
     def take(state: State) -> None:
-        if guard.enforcer is None:
+        if gateway is not None and guard.enforcer is not None:
+            guard.enforcer.swap(state)
+            cut = gateway.recheck_tunnels()  # long-lived connections answer to the new policy
+            if cut:
+                log.info("cut %d long-lived connections no longer allowed", cut)
+        elif guard.enforcer is None:
             guard.enforcer = Enforcer(
                 state, portal=settings.control_url, gateway=settings.name, audit=audit
             )
