@@ -92,7 +92,8 @@ _REASONS = {
     504: b"Gateway Timeout",
     505: b"HTTP Version Not Supported",
 }
-_BUFFER_LIMIT = 256 * 1024  # request body held while the upstream connection is being made
+_BUFFER_LIMIT = 256 * 1024
+LINGER_SECONDS = 2.0  # request body held while the upstream connection is being made
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +397,7 @@ class ClientConnection(asyncio.Protocol):
         if gateway.per_client[self.peer] > gateway.options.max_connections_per_client:
             self.closing = True
             self.transport.write(_plain(503, b"too many connections", close=True))
-            self.transport.close()
+            self._linger()
             return
         self._arm(gateway.options.header_timeout, self._head_timeout)
 
@@ -719,6 +720,18 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.transport is not None:
             self.transport.write(_plain(status, reason.encode(), close=True))
+            self._linger()
+
+    def _linger(self) -> None:
+        """Close after an error answer without losing it: closing a socket with unread input
+        makes the kernel send RST, which can destroy the answer before the client reads it.
+        So half-close (FIN after the answer), ignore what still arrives, close soon after."""
+        assert self.transport is not None
+        self.closing = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._timer = self.gateway.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:  # TLS cannot half-close; the answer is flushed before the close
             self.transport.close()
 
     def _arm(self, seconds: float, callback: Callable[[], None]) -> None:
