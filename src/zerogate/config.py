@@ -81,6 +81,9 @@ class Settings(BaseModel):
     listen_host: str = "127.0.0.1"
     control_port: Port = 8443
     gateway_port: Port = 8444
+    gateway_http_port: Port | None = None  # plain HTTP that redirects to the gateway's HTTPS
+    gateway_workers: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=256)] = 0
+    gateway_certs_dir: Path | None = None  # admin-supplied NAME.pem + NAME.key, by SNI
     public_hostnames: tuple[str, ...] = ("localhost",)
     app_domain: str = "zerogate.localhost"
     ca_key: SecretStr | None = None

@@ -41,6 +41,13 @@ def gateway(
         typer.Option(help="Serve a saved snapshot this long while the control plane is away."),
     ] = 24.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    certs_dir: Annotated[
+        Path | None,
+        typer.Option(help="Admin-supplied NAME.pem + NAME.key pairs, chosen by SNI, reloaded."),
+    ] = None,
+    http_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Plain HTTP port redirecting to HTTPS.")
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=0, max=256, help="Processes sharing the port (0: one per core).")
     ] = 0,
@@ -70,6 +77,8 @@ def gateway(
         name=name,
         max_stale_seconds=max_stale_hours * 3600,
         parent_pid=os.getppid() if exit_with_parent else None,
+        certs_dir=certs_dir,
+        http_port=http_port,
     )
     serve(settings)
 

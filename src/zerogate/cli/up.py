@@ -58,6 +58,9 @@ def up(
     listen_host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     control_port: Annotated[int | None, typer.Option(help="Control-plane HTTPS port.")] = None,
     gateway_port: Annotated[int | None, typer.Option(help="Gateway HTTPS port.")] = None,
+    gateway_workers: Annotated[
+        int | None, typer.Option(help="Gateway processes (0: one per core).")
+    ] = None,
 ) -> None:
     settings = settings_or_exit(
         config,
@@ -66,6 +69,7 @@ def up(
             "listen_host": listen_host,
             "control_port": control_port,
             "gateway_port": gateway_port,
+            "gateway_workers": gateway_workers,
         },
     )
     logs.setup(settings.log_level, settings.log_format)
@@ -108,6 +112,11 @@ def _start_gateway(plane: bootstrap.ControlPlane) -> subprocess.Popen[bytes] | N
         "--port", str(settings.gateway_port),
         "--name", "local",
         "--log-level", settings.log_level,
+        "--workers", str(settings.gateway_workers),
         "--exit-with-parent",
     ]  # fmt: skip
+    if settings.gateway_http_port:
+        command += ["--http-port", str(settings.gateway_http_port)]
+    if settings.gateway_certs_dir:
+        command += ["--certs-dir", str(settings.gateway_certs_dir)]
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)

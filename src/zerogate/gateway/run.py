@@ -19,6 +19,7 @@ import os
 import signal
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -27,6 +28,7 @@ import httpx
 import uvloop
 
 from zerogate.core.policy.snapshot import Snapshot, SnapshotError, verify_snapshot
+from zerogate.gateway.certs import CertificateStore
 from zerogate.gateway.enforce import Enforcer, State, build_state
 from zerogate.gateway.http import Forward, Gateway, Options, Reply, Request, status_page
 from zerogate.gateway.server import listen
@@ -34,6 +36,7 @@ from zerogate.gateway.spool import AsyncShipper, Spool
 
 log = logging.getLogger("zerogate.gateway")
 LONG_POLL_SECONDS = 25
+CERT_RELOAD_SECONDS = 5.0
 _UNAVAILABLE = status_page(503, "The gateway has no current policy; try again shortly.")
 
 
@@ -51,6 +54,8 @@ class GatewaySettings:
     poll_seconds: float = 1.0
     max_stale_seconds: float = 24 * 3600.0
     parent_pid: int | None = None  # exit when this process is gone (`zerogate up`'s child)
+    certs_dir: Path | None = None  # admin-supplied NAME.pem + NAME.key pairs, chosen by SNI
+    http_port: int | None = None  # plain HTTP here answers with a redirect to HTTPS
 
 
 class SnapshotClient:
@@ -131,12 +136,26 @@ class Guard:
         return enforcer.handle(request)
 
 
-def tls_context(settings: GatewaySettings) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(settings.cert_file, settings.key_file)
-    context.set_alpn_protocols(["http/1.1"])
-    return context
+def redirect_to_https(port: int) -> Callable[[Request], Reply]:
+    """The plain-HTTP listener's only answer: the same URL over HTTPS (308 keeps the method)."""
+    suffix = "" if port == 443 else f":{port}"
+
+    def redirect(request: Request) -> Reply:
+        head = request.head
+        if not head.host:
+            return status_page(400, "Use HTTPS.")
+        query = f"?{head.query}" if head.query else ""
+        location = f"https://{head.host}{suffix}{request.path}{query}"
+        return Reply(308, b"", ((b"location", location.encode()),), content_type=b"text/plain")
+
+    return redirect
+
+
+async def _reload_certificates(store: CertificateStore, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CERT_RELOAD_SECONDS)
+        store.reload()
 
 
 async def run(settings: GatewaySettings) -> None:
@@ -171,8 +190,15 @@ async def run(settings: GatewaySettings) -> None:
     if saved is not None and time.time() - client.refreshed < settings.max_stale_seconds:
         take(saved)
     gateway = Gateway(guard, Options(), loop)
-    server = await listen(gateway, settings.listen_host, settings.port, tls=tls_context(settings))
+    certificates = CertificateStore(settings.cert_file, settings.key_file, settings.certs_dir)
+    server = await listen(gateway, settings.listen_host, settings.port, tls=certificates.listener)
+    plain: Gateway | None = None
+    plain_server: asyncio.Server | None = None
+    if settings.http_port:
+        plain = Gateway(redirect_to_https(settings.port), Options(scheme=b"http"), loop)
+        plain_server = await listen(plain, settings.listen_host, settings.http_port)
     stop = asyncio.Event()
+    reloading = loop.create_task(_reload_certificates(certificates, stop))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     log.info("gateway %s listening on %s:%d", settings.name, settings.listen_host, settings.port)
@@ -204,8 +230,13 @@ async def run(settings: GatewaySettings) -> None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
     finally:
+        stop.set()
+        reloading.cancel()
         server.close()
         gateway.close()
+        if plain_server is not None and plain is not None:
+            plain_server.close()
+            plain.close()
         await client.close()
         await shipper.stop()
         spool.close()
