@@ -277,3 +277,19 @@ def test_the_snapshot_long_poll_answers_when_the_state_changes(control: Control)
     assert waited.status_code == 200
     later = verify_snapshot(waited.text, key_set, issuer="https://testserver")
     assert later.serial > first.serial and later.policy_version == 1
+
+
+def test_the_snapshot_names_ended_sessions_and_removed_or_disabled_people(
+    control: Control,
+) -> None:
+    _inventory(control)
+    c, h = control.client, control.admin
+    assert c.patch("/api/v1/users/bob", json={"disabled": True}, headers=h).status_code == 200
+    assert c.delete("/api/v1/users/alice", headers=h).status_code == 204
+    key_set = c.get("/.well-known/jwks.json").json()
+    snapshot = verify_snapshot(
+        c.get("/api/v1/policy/snapshot", headers=h).text, key_set, issuer="https://testserver"
+    )
+    assert snapshot.disabled_users == frozenset({"bob"})
+    assert set(snapshot.users_removed_at) == {"alice"}
+    assert snapshot.users_removed_at["alice"] <= datetime.now(UTC)

@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from zerogate.core.audit import AuditAction
 from zerogate.core.policy.snapshot import HttpRoute, Snapshot, sign_snapshot
 from zerogate.core.sealing import SecretSealer
 from zerogate.store import audit, policies, signing_keys
-from zerogate.store.models import Application, User
+from zerogate.store.models import Application, AuditEvent, User
 from zerogate.store.models import Session as SessionRow
 
 
@@ -40,7 +41,16 @@ def current(session: Session, *, issuer: str, now: datetime) -> Snapshot:
         session.scalars(select(SessionRow.handle).where(SessionRow.revoked_at >= horizon))
     )
     disabled = frozenset(session.scalars(select(User.username).where(User.disabled.is_(True))))
-    return Snapshot(issuer, number, version, now, policy, apps, routes, revoked, disabled)
+    removed: dict[str, datetime] = {}
+    deletions = select(AuditEvent.target, AuditEvent.time).where(
+        AuditEvent.action == AuditAction.DELETE,
+        AuditEvent.target.startswith("user/"),
+        AuditEvent.time >= horizon,
+    )
+    for target, when in session.execute(deletions):
+        name = target.removeprefix("user/")
+        removed[name] = max(when, removed.get(name, when))
+    return Snapshot(issuer, number, version, now, policy, apps, routes, revoked, disabled, removed)
 
 
 def signed(session: Session, sealer: SecretSealer, *, issuer: str, now: datetime) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from joserfc import jws
@@ -65,6 +65,9 @@ class Snapshot:
     # a gateway refuses their tokens from the moment it takes this snapshot.
     revoked_sessions: frozenset[str] = frozenset()
     disabled_users: frozenset[str] = frozenset()
+    # People deleted lately: their tokens issued up to the deletion are refused (a person
+    # created again under the same name afterwards is someone else, with new tokens).
+    users_removed_at: Mapping[str, AwareDatetime] = field(default_factory=dict)
 
 
 _ADAPTER: Final = TypeAdapter(Snapshot)
