@@ -63,6 +63,7 @@ class Harness:
         snapshot = Snapshot(
             ISSUER, 1, 1, datetime.now(UTC), policy, apps, routes,
             revoked_sessions=frozenset({"ended"}), disabled_users=frozenset({"mallory"}),
+            users_removed_at={"gone": datetime.now(UTC)},
         )  # fmt: skip
         self.events: list[AuditRecord] = []
         self.enforcer = Enforcer(
@@ -220,9 +221,13 @@ def test_revoked_sessions_and_disabled_people_are_sent_to_sign_in(
     assert get(gateway, "wiki.apps.test", "/echo", cookie=ended).status_code == 302
     mallory = token("wiki", user="mallory")
     assert get(gateway, "wiki.apps.test", "/echo", cookie=mallory).status_code == 302
+    before_removal = token("wiki", user="gone", issued_at=datetime.now(UTC) - timedelta(minutes=1))
+    assert get(gateway, "wiki.apps.test", "/echo", cookie=before_removal).status_code == 302
+    new_gone = token("wiki", user="gone", issued_at=datetime.now(UTC) + timedelta(seconds=2))
+    assert get(gateway, "wiki.apps.test", "/echo", cookie=new_gone).status_code == 200
     callback = get(gateway, "wiki.apps.test", f"/.zerogate/callback?token={ended}")
     assert callback.status_code == 401
-    assert len(h.events) == 1
+    assert len(h.events) == 2
 
 
 def test_a_websocket_is_cut_when_its_session_is_revoked(

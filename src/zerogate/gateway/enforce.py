@@ -318,9 +318,10 @@ def _denied(decision: Decision, done: Callable[[Outcome], None]) -> Reply:
 
 
 def _revoked(snapshot: Snapshot, claims: AccessClaims) -> bool:
-    return (
-        claims.session_id in snapshot.revoked_sessions or claims.username in snapshot.disabled_users
-    )
+    if claims.session_id in snapshot.revoked_sessions or claims.username in snapshot.disabled_users:
+        return True
+    removed = snapshot.users_removed_at.get(claims.username)
+    return removed is not None and claims.issued_at <= removed
 
 
 def _cookie(headers: tuple[tuple[bytes, bytes], ...], name: str) -> str | None:
