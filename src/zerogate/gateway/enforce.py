@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import html
 import ipaddress
+import os
 import ssl
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ from zerogate.core.policy.model import (
     App,
     Decision,
     Effect,
+    IPAddress,
     PrincipalKind,
     ReasonCode,
     RequestContext,
@@ -52,6 +53,7 @@ COOKIE = "__Host-zerogate"
 CALLBACK = "/.zerogate/callback"
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 _TOKEN_CACHE_LIMIT = 100_000
+_ADDRESS_CACHE_LIMIT = 100_000
 _NOT_FOUND = Reply(404, status_page(404, "There is nothing here.").body, (HSTS,))
 
 # What a person can do about a failed condition; never rule names or internal details.
@@ -140,6 +142,8 @@ class Enforcer:
         self.audit = audit
         self.clock = clock
         self._tokens: dict[str, tuple[AccessClaims, float]] = {}
+        # Parsed client addresses: `ipaddress` parses in Python, and clients come back.
+        self._addresses: dict[str, IPAddress] = {}
 
     def swap(self, state: State) -> None:
         """Take a new snapshot: one assignment, so a request sees the old or the new, whole."""
@@ -163,7 +167,7 @@ class Enforcer:
             user=claims.username,
             app=target.app,
             now=now,
-            source_ip=ipaddress.ip_address(request.client or "0.0.0.0"),  # noqa: S104
+            source_ip=self._address(request.client),
             groups=frozenset(claims.groups),
             principal=PrincipalKind.SERVICE
             if claims.principal_kind == "service"
@@ -189,6 +193,15 @@ class Enforcer:
         if decision.effect is Effect.STEP_UP:
             return self._step_up(request, target, done)
         return _denied(decision, done)
+
+    def _address(self, client: str) -> IPAddress:
+        address = self._addresses.get(client)
+        if address is None:
+            address = ipaddress.ip_address(client or "0.0.0.0")  # noqa: S104
+            if len(self._addresses) >= _ADDRESS_CACHE_LIMIT:
+                self._addresses.clear()
+            self._addresses[client] = address
+        return address
 
     def _recheck(self, token: str, ctx: RequestContext) -> Callable[[], bool]:
         """Whether a long-lived connection's grant still holds under the state now in force."""
@@ -289,7 +302,7 @@ class Enforcer:
                 decision,
                 policy_version=version,
                 gateway=self.gateway,
-                event_id=uuid.uuid4().hex,
+                event_id=os.urandom(16).hex(),
                 request=details,
             )
             self.audit(event)

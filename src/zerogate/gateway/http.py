@@ -17,6 +17,9 @@ Theory of operation:
   signal left is to cut the connection.
 - Timers: the head must arrive within `header_timeout` (slowloris), a kept-alive connection
   may idle `idle_timeout`, the upstream must start answering within `response_timeout`.
+- Writes are gathered per event-loop callback (`hold`/`flush`): what one read of the
+  upstream produces (head, body, chunk terminator) reaches the client in one write, and a
+  request's head with the body read along with it reaches the upstream in one write.
 """
 
 from __future__ import annotations
@@ -255,6 +258,9 @@ class Cycle:
         assert self.head is not None
         self.upstream = upstream
         upstream.start(self, head_request=self.head.method == "HEAD")
+        # The head, the body read so far and its end go out as one write; while the client's
+        # bytes are being parsed, what they add (the rest of a small body) joins it too.
+        upstream.hold()
         upstream.write(request)
         while self.body:
             self._send_body(self.body.popleft())
@@ -262,6 +268,12 @@ class Cycle:
         self.conn.resume("buffer")
         if self.body_done and self.chunked_in:
             upstream.write(b"0\r\n\r\n")
+        if self.conn.receiving:
+            if self.conn.held_upstream not in (None, upstream):
+                self.conn.flush_upstream(self.conn.held_upstream)
+            self.conn.held_upstream = upstream  # flushed when data_received returns
+        else:
+            self.conn.flush_upstream(upstream)
         self.timer = self.conn.gateway.loop.call_later(
             self.conn.gateway.options.response_timeout, self._response_timeout
         )
@@ -274,6 +286,12 @@ class Cycle:
             self.conn.answer_error(self, 504, "the application did not answer in time")
 
     # --- the upstream's response (upstream.Exchange) --------------------------------------------
+
+    def hold(self) -> None:
+        self.conn.hold()
+
+    def flush(self) -> None:
+        self.conn.flush()
 
     def response_head(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
@@ -382,7 +400,16 @@ class ClientConnection(asyncio.Protocol):
         self.upgraded: Cycle | None = None
         self._paused: set[str] = set()
         self._write_paused = False
+        # The connection's one timer (see `_arm`): when it is due, and what it then calls.
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._deadline = 0.0
+        self._on_timeout: Callable[[], None] | None = None
+        # Write coalescing (see `hold`): what is written to the client while held, the upstream
+        # connection holding a request's bytes, and whether the client's bytes are being parsed.
+        self._held: list[bytes] | None = None
+        self.held_upstream: UpstreamConnection | None = None
+        self.receiving = False
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -407,6 +434,7 @@ class ClientConnection(asyncio.Protocol):
         if self.upgraded is not None:
             self._tunnel_in(self.upgraded, data)
             return
+        self.receiving = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -425,6 +453,11 @@ class ClientConnection(asyncio.Protocol):
                 self._protocol_error(cause.status, cause.reason)
             else:
                 self._protocol_error(400, "malformed request")
+        finally:
+            self.receiving = False
+            if self.held_upstream is not None:
+                upstream, self.held_upstream = self.held_upstream, None
+                self.flush_upstream(upstream)
 
     def connection_lost(self, exc: Exception | None) -> None:
         gateway = self.gateway
@@ -433,8 +466,10 @@ class ClientConnection(asyncio.Protocol):
         if gateway.per_client[self.peer] <= 0:
             del gateway.per_client[self.peer]
         self.closing = True
+        self._on_timeout = None
         if self._timer is not None:
-            self._timer.cancel()
+            self._timer.cancel()  # no timer outlives its connection, or keeps it in memory
+            self._timer = None
         for cycle in self.cycles:
             cycle.finished = True
             if cycle.timer is not None:
@@ -618,6 +653,7 @@ class ClientConnection(asyncio.Protocol):
         if self.cycles and self.cycles[0] is cycle:
             self.cycles.popleft()
         if cut:
+            self.flush()  # as much of the answer as the socket takes, then the reset
             self.closing = True
             if self.transport is not None:
                 self.transport.abort()
@@ -670,8 +706,32 @@ class ClientConnection(asyncio.Protocol):
     # --- plumbing ---------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self._held is not None:
+            self._held.append(data)
+        elif self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+
+    def hold(self) -> None:
+        """Gather writes until `flush`: the upstream's connection holds them while it handles
+        one read, so a small response (head, body, chunked terminator) leaves in one write,
+        one system call and, over TLS, one record. The audit `report` still comes first: it
+        runs before the last byte is even handed to `write`."""
+        if self._held is None:
+            self._held = []
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if not held or self.transport is None or self.transport.is_closing():
+            return
+        if len(held) == 1:
+            self.transport.write(held[0])
+        else:
+            self.transport.writelines(held)
+
+    def flush_upstream(self, upstream: UpstreamConnection) -> None:
+        upstream.flush()
+        if upstream.write_paused and self.cycles and self.cycles[0].upstream is upstream:
+            self.pause("upstream")
 
     def pause(self, why: str) -> None:
         if not self._paused and self.transport is not None:
@@ -686,6 +746,7 @@ class ClientConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def close(self) -> None:
+        self.flush()  # the answer held so far leaves before the close
         self.closing = True
         self._disarm()
         if self.transport is not None:
@@ -703,6 +764,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _protocol_error(self, status: int, reason: str) -> None:
         """The byte stream can no longer be trusted: answer (if we may) and close."""
+        self.flush()
         self.closing = True
         self._disarm()
         streaming = bool(self.cycles) and self.cycles[0].head_sent
@@ -730,24 +792,46 @@ class ClientConnection(asyncio.Protocol):
         self.closing = True
         if self.transport.can_write_eof():
             self.transport.write_eof()
-            self._timer = self.gateway.loop.call_later(LINGER_SECONDS, self.transport.close)
+            self._arm(LINGER_SECONDS, self.transport.close)
         else:  # TLS cannot half-close; the answer is flushed before the close
             self.transport.close()
 
     def _arm(self, seconds: float, callback: Callable[[], None]) -> None:
-        self._disarm()
-        self._timer = self.gateway.loop.call_later(seconds, callback)
+        """Call `callback` in `seconds`, instead of what was armed before.
+
+        Every request arms a header deadline and then an idle one; creating and cancelling an
+        event-loop timer each time showed in the profile. So one timer is kept: arming only
+        records the deadline, and a new timer is made only when the running one would fire
+        too late. A timer that fires before the deadline sleeps again for the rest."""
+        loop = self.gateway.loop
+        self._deadline = deadline = loop.time() + seconds
+        self._on_timeout = callback
+        if self._timer is not None:
+            if self._timer_at <= deadline:
+                return
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = loop.call_at(deadline, self._timer_fired)
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._on_timeout = None  # a running timer then fires into nothing
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        callback = self._on_timeout
+        if callback is None:
+            return
+        if self.gateway.loop.time() < self._deadline:
+            self._timer_at = self._deadline
+            self._timer = self.gateway.loop.call_at(self._deadline, self._timer_fired)
+            return
+        self._on_timeout = None
+        callback()
 
     def _idle(self) -> None:
         self._arm(self.gateway.options.idle_timeout, self.close)
 
     def _head_timeout(self) -> None:
-        self._timer = None
         if self.cycles:
             return  # a request is being answered; its own timers apply
         if self.parsing is not None:

@@ -86,11 +86,14 @@ def to_json(record: AuditRecord) -> dict[str, object]:
     }
 
 
+# ASCII-only (the default) and no raw newline inside (JSON escapes them): one event is
+# exactly one line. NaN is refused here, where the bug is, rather than by the control plane's
+# database later. One encoder for every event: `json.dumps` with options builds one per call.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False)
+
+
 def _encode(record: AuditRecord) -> bytes:
-    # ASCII-only and no raw newline inside (JSON escapes them): one event is exactly one line.
-    # NaN is refused here, where the bug is, rather than by the control plane's database later.
-    text = json.dumps(to_json(record), separators=(",", ":"), default=str, allow_nan=False)
-    return text.encode("ascii") + b"\n"
+    return _ENCODER.encode(to_json(record)).encode("ascii") + b"\n"
 
 
 def _decode(line: bytes) -> AuditRecord | None:

@@ -50,6 +50,10 @@ class Exchange(Protocol):
 
     def upstream_failed(self, why: str) -> None: ...
 
+    def hold(self) -> None: ...  # gather what the callbacks below write to the client
+
+    def flush(self) -> None: ...  # and write it at once
+
     def upstream_writable(self) -> None: ...
 
     def upstream_upgraded(self, rest: bytes) -> None: ...
@@ -73,7 +77,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._until_close = False
         self._got_head = False
         self._status = 0
+        # Idle expiry: one timer kept across exchanges (see `idle_since_now`).
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None
+        self._held: list[bytes] | None = None  # request bytes gathered for one write (`hold`)
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -86,6 +93,11 @@ class UpstreamConnection(asyncio.Protocol):
             if self.exchange is not None:
                 self.exchange.tunnel_data(data)
             return
+        # Whatever this read makes the exchange write to its client (a small response's head,
+        # body and end) is gathered and written once, when the read is handled.
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.hold()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -95,6 +107,9 @@ class UpstreamConnection(asyncio.Protocol):
                 self.exchange.upstream_upgraded(data[offset:])
         except httptools.HttpParserError:
             self._fail("the upstream sent a malformed response")
+        finally:
+            if exchange is not None:
+                exchange.flush()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost follows
@@ -157,9 +172,7 @@ class UpstreamConnection(asyncio.Protocol):
     # --- used by the client side ------------------------------------------------------------
 
     def start(self, exchange: Exchange, *, head_request: bool) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._idle_since = None  # busy: a running idle timer fires into nothing
         self.exchange = exchange
         self.head_request = head_request
         self._got_head = False
@@ -167,8 +180,24 @@ class UpstreamConnection(asyncio.Protocol):
         self._until_close = False
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
+        if self._held is not None:
+            self._held.append(data)
+        elif self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    def hold(self) -> None:
+        """Gather writes until `flush` (a request's head and small body: one system call)."""
+        if self._held is None:
+            self._held = []
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if not held or self.transport is None or self.closed or self.transport.is_closing():
+            return
+        if len(held) == 1:
+            self.transport.write(held[0])
+        else:
+            self.transport.writelines(held)
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
@@ -180,6 +209,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def abort(self) -> None:
         self.exchange = None
+        self._held = None
         if self.transport is not None:
             self.transport.abort()
 
@@ -200,9 +230,21 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.upstream_failed(why)
 
     def idle_since_now(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._idle_timer = loop.call_later(IDLE_SECONDS, self._idle_expired)
+        # A pooled connection goes idle after every exchange; rather than a timer made and
+        # cancelled each time, the one running timer checks when it fires (and sleeps again).
+        self._idle_since = loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_at(self._idle_since + IDLE_SECONDS, self._idle_expired)
 
     def _idle_expired(self) -> None:
+        self._idle_timer = None
+        if self._idle_since is None:
+            return  # in use; `idle_since_now` arms again when it is back in the pool
+        loop = self.pool.loop
+        due = self._idle_since + IDLE_SECONDS
+        if loop.time() < due:
+            self._idle_timer = loop.call_at(due, self._idle_expired)
+            return
         self.pool.forget(self)
         if self.transport is not None:
             self.transport.close()
