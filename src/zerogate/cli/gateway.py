@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -55,6 +56,7 @@ def gateway(
     exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     logs.setup(log_level, "json")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long poll is noise
     for path in (ca_cert, cert, key):
         if not path.is_file():
             typer.echo(f"cannot start: {path} is not a readable file", err=True)

@@ -6,11 +6,13 @@ import contextlib
 import signal
 import ssl
 from collections.abc import Iterator
+from types import FrameType
 
 import uvicorn
 
 from zerogate.control.app import create_app
 from zerogate.control.bootstrap import ControlPlane
+from zerogate.control.snapshot_feed import SerialWatch
 from zerogate.control.tls import ClientCertProtocol
 
 
@@ -21,6 +23,14 @@ class _Server(uvicorn.Server):
     signal (status -15) and a supervisor would log a crash. Here the handlers only start the
     graceful shutdown, and are restored afterwards.
     """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # Gateways hold long polls open; answer them now, or the drain waits for each.
+        app = self.config.app
+        watch = getattr(getattr(app, "state", None), "serial_watch", None)
+        if isinstance(watch, SerialWatch):
+            watch.release_all()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -32,6 +32,7 @@ class SerialWatch:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting = 0
+        self._closing = False
 
     async def wait_past(self, since: int, seconds: float) -> int:
         """The current serial once it is above `since`, or after `seconds` whatever it is."""
@@ -49,7 +50,8 @@ class SerialWatch:
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        self._changed.wait_for(lambda: self.serial > since), seconds
+                        self._changed.wait_for(lambda: self.serial > since or self._closing),
+                        seconds,
                     )
         finally:
             self._waiting -= 1
@@ -78,3 +80,17 @@ class SerialWatch:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+    def release_all(self) -> None:
+        """The server is stopping: answer every waiting gateway now (204; it asks again
+        elsewhere or later) instead of holding the shutdown for a long poll. Thread-safe."""
+        self._closing = True
+        loop, changed = self._loop, self._changed
+        if loop is None or changed is None or loop.is_closed():
+            return
+
+        async def wake() -> None:
+            async with changed:
+                changed.notify_all()
+
+        asyncio.run_coroutine_threadsafe(wake(), loop)
