@@ -37,6 +37,7 @@ from zerogate.gateway.spool import AsyncShipper, Spool
 log = logging.getLogger("zerogate.gateway")
 LONG_POLL_SECONDS = 25
 CERT_RELOAD_SECONDS = 5.0
+FIRST_SNAPSHOT_SECONDS = 10.0
 _UNAVAILABLE = status_page(503, "The gateway has no current policy; try again shortly.")
 
 
@@ -189,6 +190,11 @@ async def run(settings: GatewaySettings) -> None:
     saved = client.load_saved()
     if saved is not None and time.time() - client.refreshed < settings.max_stale_seconds:
         take(saved)
+    else:  # nothing to serve yet: listen once there is a policy, or after a while (then 503)
+        with contextlib.suppress(httpx.HTTPError, SnapshotError, ValueError, TimeoutError):
+            first = await asyncio.wait_for(client.fetch(), FIRST_SNAPSHOT_SECONDS)
+            if first is not None:
+                take(first)
     gateway = Gateway(guard, Options(), loop)
     certificates = CertificateStore(settings.cert_file, settings.key_file, settings.certs_dir)
     server = await listen(gateway, settings.listen_host, settings.port, tls=certificates.listener)
