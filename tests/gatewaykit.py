@@ -11,16 +11,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httptools
 import httpx
+import pytest
 import uvloop
 
+from netkit import free_port
 from zerogate.gateway.http import Gateway, Handler, Options
 from zerogate.gateway.server import listen
+from zgproc import Running, admin
 
 TESTS = Path(__file__).parent
 
@@ -34,6 +37,28 @@ def wait_for_port(port: int, seconds: float = 15.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on port {port}")
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    """The test upstream app (tests/upstream_app.py) on a free port, for a test module."""
+    port = free_port()
+    process = start_upstream(port)
+    yield port
+    process.terminate()
+    process.wait(10)
+
+
+def publish_app(up: Running, name: str, hostname: str, target: str, policy: Path) -> None:
+    """An http app in the inventory and the policy in `policy` pushed, through the CLI."""
+    assert up.token is not None
+    created = admin(
+        up, up.token, "app", "create", name, "--kind", "http", "--hostname", hostname,
+        "--target", target,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    pushed = admin(up, up.token, "policy", "push", str(policy))
+    assert pushed.returncode == 0, pushed.stderr
 
 
 def start_upstream(port: int) -> subprocess.Popen[bytes]:

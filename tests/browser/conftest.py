@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
+from gatewaykit import upstream  # noqa: F401 - a fixture for every test here
 from zgproc import Running, start, stop
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -8,13 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Browser, expect
 
-from gatewaykit import start_upstream, wait_for_port, wait_for_route
+from gatewaykit import wait_for_port, wait_for_route
 from netkit import free_port
 from zgproc import Running, admin
 
@@ -25,15 +23,6 @@ rules:
     who: {groups: [admins]}
     what: {apps: [grafana, whoami]}
 """
-
-
-@pytest.fixture
-def upstream() -> Iterator[int]:
-    port = free_port()
-    process = start_upstream(port)
-    yield port
-    process.terminate()
-    process.wait(10)
 
 
 def create_app(up: Running, name: str, port: int) -> None:

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from gatewaykit import upstream  # noqa: F401 - a fixture for every test here
 from zerogate.control.app import create_app
 from zerogate.control.pki_service import PkiService
 from zerogate.core.api_tokens import Scope

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gatewaykit import app_token, start_upstream, wait_for_port, wait_for_route
+from gatewaykit import app_token, publish_app, wait_for_port, wait_for_route
 from netkit import free_port
-from zgproc import Running, admin, start, stop
+from zgproc import Running, start, stop
 
 HOST = "grafana.zerogate.localhost"
 POLICY = """\
@@ -29,15 +29,6 @@ rules:
     who: {groups: [admins]}
     what: {apps: [grafana]}
 """
-
-
-@pytest.fixture
-def upstream() -> Iterator[int]:
-    port = free_port()
-    process = start_upstream(port)
-    yield port
-    process.terminate()
-    process.wait(10)
 
 
 @pytest.fixture
@@ -81,13 +72,8 @@ def test_sigkill_mid_load_loses_and_repeats_nothing(
     up: Running, upstream: int, tmp_path: Path
 ) -> None:
     assert up.token is not None and up.admin_password is not None
-    created = admin(
-        up, up.token, "app", "create", "grafana", "--kind", "http", "--hostname", HOST,
-        "--target", f"http://127.0.0.1:{upstream}",
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr
     (tmp_path / "policy.yaml").write_text(POLICY)
-    assert admin(up, up.token, "policy", "push", str(tmp_path / "policy.yaml")).returncode == 0
+    publish_app(up, "grafana", HOST, f"http://127.0.0.1:{upstream}", tmp_path / "policy.yaml")
     port, data = free_port(), tmp_path / "gateway"
     gateway = start_gateway(up, port, data)
     wait_for_port(port)
@@ -148,13 +134,8 @@ def test_workers_share_the_port_and_stop_together(
     up: Running, upstream: int, tmp_path: Path
 ) -> None:
     assert up.token is not None and up.admin_password is not None
-    created = admin(
-        up, up.token, "app", "create", "grafana", "--kind", "http", "--hostname", HOST,
-        "--target", f"http://127.0.0.1:{upstream}",
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr
     (tmp_path / "policy.yaml").write_text(POLICY)
-    assert admin(up, up.token, "policy", "push", str(tmp_path / "policy.yaml")).returncode == 0
+    publish_app(up, "grafana", HOST, f"http://127.0.0.1:{upstream}", tmp_path / "policy.yaml")
     port, data = free_port(), tmp_path / "gateway"
     supervisor = start_gateway(up, port, data, workers=2)
     ca = up.data_dir / "ca.pem"
@@ -185,13 +166,8 @@ def test_fail_static_while_the_control_plane_is_away_then_fail_closed(
     up: Running, upstream: int, tmp_path: Path
 ) -> None:
     assert up.token is not None and up.admin_password is not None
-    created = admin(
-        up, up.token, "app", "create", "grafana", "--kind", "http", "--hostname", HOST,
-        "--target", f"http://127.0.0.1:{upstream}",
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr
     (tmp_path / "policy.yaml").write_text(POLICY)
-    assert admin(up, up.token, "policy", "push", str(tmp_path / "policy.yaml")).returncode == 0
+    publish_app(up, "grafana", HOST, f"http://127.0.0.1:{upstream}", tmp_path / "policy.yaml")
     port, data = free_port(), tmp_path / "gateway"
     ca = up.data_dir / "ca.pem"
     gateway = start_gateway(up, port, data)

@@ -16,7 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as websocket_connect
 
-from gatewaykit import GatewayThread, start_upstream
+from gatewaykit import GatewayThread
 from netkit import free_port
 from zerogate.core.audit import AuditRecord
 from zerogate.core.policy.model import App
@@ -42,15 +42,6 @@ rules:
     what: {apps: [vault]}
     when: {auth: {mfa_max_age_minutes: 10}}
 """
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[int]:
-    port = free_port()
-    process = start_upstream(port)
-    yield port
-    process.terminate()
-    process.wait(10)
 
 
 class Harness:

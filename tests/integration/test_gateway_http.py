@@ -13,21 +13,12 @@ import httpx
 import pytest
 from websockets.sync.client import connect as websocket_connect
 
-from gatewaykit import GatewayThread, raw, split_responses, start_upstream, status_of
+from gatewaykit import GatewayThread, raw, split_responses, status_of
 from netkit import free_port
 from zerogate.gateway.http import Forward, Options, Reply, Request, status_page
 from zerogate.gateway.upstream import Upstream
 
 HOST = "app.test"
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[int]:
-    port = free_port()
-    process = start_upstream(port)
-    yield port
-    process.terminate()
-    process.wait(10)
 
 
 def handler_for(upstream_port: int):  # type: ignore[no-untyped-def]

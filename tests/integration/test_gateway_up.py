@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gatewaykit import start_upstream, wait_for_port
+from gatewaykit import wait_for_port
 from netkit import free_port
 from zerogate.core.tokens import TokenVerifier
 from zgproc import Running, admin, start, stop
@@ -31,15 +31,6 @@ rules:
     what: {apps: [grafana, whoami]}
 """
 EXAMPLE = Path(__file__).parents[2] / "examples" / "whoami.py"
-
-
-@pytest.fixture
-def upstream() -> Iterator[int]:
-    port = free_port()
-    process = start_upstream(port)
-    yield port
-    process.terminate()
-    process.wait(10)
 
 
 @pytest.fixture

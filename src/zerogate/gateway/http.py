@@ -224,6 +224,15 @@ class Cycle:
         self.bytes_out = 0
         self.timer: asyncio.TimerHandle | None = None
 
+    def abandon(self) -> None:
+        """Stop this exchange where it is: no timer, no upstream, nothing more to the client."""
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.upstream is not None:
+            self.upstream.abort()
+            self.upstream = None
+
     # --- request body, from the client parser -----------------------------------------------
 
     def feed_body(self, chunk: bytes) -> None:
@@ -471,12 +480,7 @@ class ClientConnection(asyncio.Protocol):
             self._timer.cancel()  # no timer outlives its connection, or keeps it in memory
             self._timer = None
         for cycle in self.cycles:
-            cycle.finished = True
-            if cycle.timer is not None:
-                cycle.timer.cancel()
-            if cycle.upstream is not None:
-                cycle.upstream.abort()
-                cycle.upstream = None
+            cycle.abandon()
             self.report(cycle, "the client went away")
         self.cycles.clear()
 
@@ -769,12 +773,7 @@ class ClientConnection(asyncio.Protocol):
         self._disarm()
         streaming = bool(self.cycles) and self.cycles[0].head_sent
         for cycle in self.cycles:  # nothing more may reach this client from an upstream
-            cycle.finished = True
-            if cycle.timer is not None:
-                cycle.timer.cancel()
-            if cycle.upstream is not None:
-                cycle.upstream.abort()
-                cycle.upstream = None
+            cycle.abandon()
         self.cycles.clear()
         if streaming:
             if self.transport is not None:
