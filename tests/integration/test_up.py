@@ -262,11 +262,12 @@ def test_agent_device_login_gives_a_token_bound_to_its_certificate(
             stolen = thief.get("/api/v1/apps", headers=bearer)
         assert stolen.status_code == 401 and "binding_mismatch" in stolen.json()["detail"]
         with httpx.Client(base_url=up.url, verify=plain) as api:
-            api.post(
+            revoked = api.post(
                 f"/api/v1/pki/certificates/{issued['serial']}/revoke",
                 json={"reason": "lost"},
                 headers=admin_headers,
             )
+        assert revoked.status_code == 200, revoked.text
         assert agent.get("/api/v1/apps", headers=bearer).status_code == 401  # revoked device
 
 

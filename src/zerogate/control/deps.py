@@ -152,7 +152,9 @@ AnyCaller = Annotated[Caller, Depends(caller)]
 GatewayCaller = Annotated[Caller, Depends(gateway_client)]
 SnapshotReader = Annotated[Caller, Depends(snapshot_reader)]
 AdminCaller = Annotated[Caller, Depends(admin)]
-DbSession = Annotated[Session, Depends(db_session)]
+# "function": the transaction commits before the response leaves, so a client that got its
+# answer reads its own write on the next request (the default commits after sending).
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
 
 
 def _query_names(dependant: Dependant) -> set[str]:
