@@ -15,13 +15,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from zerogate.control.deps import CONTROL_AUDIENCE, issuer_of
+from zerogate.control.deps import CONTROL_AUDIENCE
 from zerogate.control.portal import web
 from zerogate.control.portal.account import current
 from zerogate.control.portal.login import audit_event
+from zerogate.control.portal.tokens import session_token
 from zerogate.control.tls import client_certificate, device_thumbprint
 from zerogate.core.audit import AuditAction, Outcome
-from zerogate.core.tokens import AccessClaims, issue_access_token, new_token_id
 from zerogate.store import device_auth, sessions, signing_keys, throttle
 from zerogate.store.db import Database
 from zerogate.store.device_auth import PollResult
@@ -95,24 +95,9 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
                 user_agent=web.user_agent(request),
                 provider=f"device:{client_id}",
             )
-            claims = AccessClaims(
-                issuer=issuer_of(request),
-                subject=f"user:{user.username}",
-                audience=CONTROL_AUDIENCE,
-                session_id=session.handle,
-                principal_kind=user.kind,
-                username=user.username,
-                groups=tuple(g.name for g in user.groups),
-                auth_time=now,
-                mfa_time=session.mfa_time,
-                amr=tuple(row.approved_amr),
-                issued_at=now,
-                expires_at=now + signing_keys.ACCESS_TOKEN_LIFETIME,
-                token_id=new_token_id(),
-                cnf_x5t_s256=binding if client_id == AGENT else None,
-            )
-            access = issue_access_token(
-                signing_keys.current(db, config.signing_sealer, now), claims
+            binding_for = binding if client_id == AGENT else None
+            access = session_token(
+                db, config, request, session, user, CONTROL_AUDIENCE, cnf_x5t_s256=binding_for
             )
             audit_event(
                 db,

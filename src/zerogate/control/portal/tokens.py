@@ -60,7 +60,7 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
                 here = "/portal/authorize?" + urlencode({"app": app, "return": return_to})
                 return RedirectResponse("/portal/login?" + urlencode({"next": here}), 303)
             row, user = found
-            token = _token_for(db, config, request, row, user, target.name)
+            token = session_token(db, config, request, row, user, target.name)
             callback = _callback(target.hostname, return_to, token)
         response = RedirectResponse(callback, 303)
         response.headers["Cache-Control"] = "no-store"
@@ -85,16 +85,24 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
             if not known:
                 return JSONResponse({"error": "unknown_audience"}, status_code=400)
             row, user = found
-            token = _token_for(db, config, request, row, user, audience)
+            token = session_token(db, config, request, row, user, audience)
         expires = int(signing_keys.ACCESS_TOKEN_LIFETIME.total_seconds())
         return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": expires})
 
     return api
 
 
-def _token_for(
-    db: Db, config: web.PortalConfig, request: Request, row: Session, user: User, audience: str
+def session_token(
+    db: Db,
+    config: web.PortalConfig,
+    request: Request,
+    row: Session,
+    user: User,
+    audience: str,
+    *,
+    cnf_x5t_s256: str | None = None,
 ) -> str:
+    """An access token for one audience from a live session (bound to a certificate if given)."""
     now = utcnow()
     claims = AccessClaims(
         issuer=issuer_of(request),
@@ -110,7 +118,7 @@ def _token_for(
         issued_at=now,
         expires_at=now + signing_keys.ACCESS_TOKEN_LIFETIME,
         token_id=new_token_id(),
-        cnf_x5t_s256=None,
+        cnf_x5t_s256=cnf_x5t_s256,
     )
     return issue_access_token(signing_keys.current(db, config.signing_sealer, now), claims)
 
