@@ -9,13 +9,15 @@ requests/s and the gateway's CPU time (utime + stime from /proc/PID/stat) per re
 figure the Python data path is judged by, free of TLS, of the control plane, and of the
 upstream's cost.
 
-Run: `.venv/bin/python bench/gateway_cpu.py` (`--seconds N`, `--connections N`).
+Run: `.venv/bin/python bench/gateway_cpu.py` (`--seconds N`, `--connections N`; `--tls` puts
+TLS 1.3 in front, with a throwaway `trustme` certificate, to see what TLS itself costs).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import re
@@ -112,7 +114,7 @@ def policy_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_gateway(port: int, upstream: int, spool_dir: Path) -> None:
+def run_gateway(port: int, upstream: int, spool_dir: Path, tls: bool) -> None:
     import uvloop
 
     from zerogate.core.policy.model import App, Mode
@@ -170,9 +172,19 @@ def run_gateway(port: int, upstream: int, spool_dir: Path) -> None:
     )
     token = issue_access_token(key, claims)
 
+    context = None
+    if tls:
+        import ssl
+
+        import trustme
+
+        cert = trustme.CA().issue_cert("127.0.0.1", HOST)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(context)
+
     async def serve() -> None:
         gateway = Gateway(enforcer.handle, Options(), asyncio.get_running_loop())
-        server = await listen(gateway, "127.0.0.1", port, reuse_port=False)
+        server = await listen(gateway, "127.0.0.1", port, tls=context, reuse_port=False)
         print(token, flush=True)  # the parent's signal that the gateway listens
         await server.serve_forever()
 
@@ -205,10 +217,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def check(port: int, token: str) -> None:
+def check(port: int, token: str, tls: bool) -> None:
     """One request by hand: the gateway must forward it and bring back the upstream's body."""
+    import ssl
+
     request = f"GET / HTTP/1.1\r\nhost: {HOST}\r\ncookie: __Host-zerogate={token}\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+        if tls:  # the certificate is throwaway: only the forwarding is checked here
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            sock = stack.enter_context(context.wrap_socket(sock, server_hostname=HOST))
         sock.sendall(request.encode())
         answer = b""
         while not answer.endswith(BODY):
@@ -220,7 +240,7 @@ def check(port: int, token: str) -> None:
         raise SystemExit(f"the gateway did not forward the check request: {answer[:300]!r}")
 
 
-def wrk(port: int, token: str, seconds: int, connections: int) -> tuple[int, float]:
+def wrk(port: int, token: str, seconds: int, connections: int, tls: bool) -> tuple[int, float]:
     """(requests, requests/s) of one wrk run; non-2xx answers fail the benchmark."""
     argv = [
         "wrk",
@@ -231,7 +251,7 @@ def wrk(port: int, token: str, seconds: int, connections: int) -> tuple[int, flo
         f"Host: {HOST}",
         "-H",
         f"Cookie: __Host-zerogate={token}",
-        f"http://127.0.0.1:{port}/",
+        f"{'https' if tls else 'http'}://127.0.0.1:{port}/",
     ]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out or "Socket errors" in out:
@@ -247,14 +267,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--tls", action="store_true", help="TLS 1.3 in front of the gateway")
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)  # child role
-    parser.add_argument("--gateway", nargs=3, help=argparse.SUPPRESS)  # child role
+    parser.add_argument("--gateway", nargs=4, help=argparse.SUPPRESS)  # child role
     args = parser.parse_args()
     if args.upstream is not None:
         run_upstream(args.upstream)
         return
     if args.gateway is not None:
-        run_gateway(int(args.gateway[0]), int(args.gateway[1]), Path(args.gateway[2]))
+        port, upstream_port, spool, tls = args.gateway
+        run_gateway(int(port), int(upstream_port), Path(spool), tls == "tls")
         return
 
     me = str(Path(__file__).resolve())
@@ -263,7 +285,15 @@ def main() -> None:
         spool_dir = Path(scratch) / "spool"
         upstream = subprocess.Popen([sys.executable, me, "--upstream", str(up_port)])
         gateway = subprocess.Popen(
-            [sys.executable, me, "--gateway", str(gw_port), str(up_port), str(spool_dir)],
+            [
+                sys.executable,
+                me,
+                "--gateway",
+                str(gw_port),
+                str(up_port),
+                str(spool_dir),
+                "tls" if args.tls else "plain",
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -273,10 +303,10 @@ def main() -> None:
             token = gateway.stdout.readline().strip()
             if not token:
                 raise SystemExit("the gateway did not start")
-            check(gw_port, token)
-            wrk(gw_port, token, 1, args.connections)  # warm-up: connections, caches
+            check(gw_port, token, args.tls)
+            wrk(gw_port, token, 1, args.connections, args.tls)  # warm-up: connections, caches
             before = cpu_seconds(gateway.pid)
-            requests, rate = wrk(gw_port, token, args.seconds, args.connections)
+            requests, rate = wrk(gw_port, token, args.seconds, args.connections, args.tls)
             used = cpu_seconds(gateway.pid) - before
             events = sum(segment.read_bytes().count(b"\n") for segment in spool_dir.glob("*.log"))
         finally:
@@ -284,7 +314,7 @@ def main() -> None:
                 process.terminate()
                 process.wait(10)
     print(
-        f"gateway CPU benchmark: plain HTTP, 1 gateway process, {RULES:,} rules, audit spooled; "
+        f"gateway CPU benchmark: {'TLS 1.3' if args.tls else 'plain HTTP'}, 1 gateway process, {RULES:,} rules, audit spooled; "
         f"wrk -t1 -c{args.connections} -d{args.seconds}s; {platform.python_implementation()} "
         f"{platform.python_version()}, {os.cpu_count()} cores"
     )

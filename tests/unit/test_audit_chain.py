@@ -19,6 +19,7 @@ from zerogate.core.audit import (
     ChainedRecord,
     Outcome,
     canonical,
+    canonical_parts,
     chain_hash,
     verify_chain,
 )
@@ -342,3 +343,45 @@ def test_canonical_is_independent_of_key_order(
 def test_outcome_is_hashed(outcome: Outcome) -> None:
     record = dataclasses.replace(make_record(1), outcome=outcome)
     assert f'"outcome":"{outcome.value}"'.encode() in canonical(record)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    texts=st.lists(st.text(max_size=10), min_size=4, max_size=4),
+    details=st.dictionaries(st.text(max_size=5), _json_values, max_size=5),
+    outcome=st.sampled_from(list(Outcome)),
+    moment=st.datetimes(timezones=st.just(UTC)),
+)
+def test_canonical_is_exactly_json_dumps_of_the_event(
+    texts: list[str], details: dict[str, object], outcome: Outcome, moment: datetime
+) -> None:
+    """Built key by key (to reuse the details' JSON), it must stay byte for byte what
+    `json.dumps` of the whole event gives: every chain ever written was hashed that way."""
+    record = AuditRecord(texts[0], moment, texts[1], texts[2], texts[3], outcome, details)
+    reference = json.dumps(
+        {
+            "event_id": record.event_id,
+            "time": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "actor": record.actor,
+            "action": record.action,
+            "target": record.target,
+            "outcome": str(outcome),
+            "details": details,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    ).encode()
+    whole, details_json = canonical_parts(record)
+    assert whole == reference == canonical(record)
+    assert json.loads(details_json) == json.loads(json.dumps(details))
+    assert f'"details":{details_json},'.encode() in whole

@@ -82,24 +82,42 @@ class AuditRecord:
     details: Mapping[str, object] = field(default_factory=dict)
 
 
+# One encoder for every event (`json.dumps` with options builds one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def canonical(record: AuditRecord) -> bytes:
-    body = {
-        "event_id": record.event_id,
-        "time": record.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "actor": record.actor,
-        "action": record.action,
-        "target": record.target,
-        "outcome": str(record.outcome),
-        "details": record.details,
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return canonical_parts(record)[0]
+
+
+def canonical_parts(record: AuditRecord) -> tuple[bytes, str]:
+    """The canonical bytes of `record`, and the JSON of its details inside them.
+
+    The bytes are exactly `json.dumps` of the event's fields with sorted keys and no spaces,
+    written out key by key so that the details' JSON, the costly part, is made once: the store
+    keeps that very text in its details column instead of encoding the details again.
+    """
+    encode = _CANONICAL.encode
+    details = encode(record.details)
+    time = record.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = (
+        f'{{"action":{encode(record.action)},"actor":{encode(record.actor)},'
+        f'"details":{details},"event_id":{encode(record.event_id)},'
+        f'"outcome":{encode(str(record.outcome))},"target":{encode(record.target)},'
+        f'"time":{encode(time)}}}'
+    )
+    return text.encode(), details
 
 
 def chain_hash(previous: str, seq: int, record: AuditRecord) -> str:
+    return chain_hash_of(previous, seq, canonical(record))
+
+
+def chain_hash_of(previous: str, seq: int, canonical_bytes: bytes) -> str:
     digest = hashlib.sha256()
     digest.update(previous.encode())
     digest.update(seq.to_bytes(8, "big"))
-    digest.update(canonical(record))
+    digest.update(canonical_bytes)
     return digest.hexdigest()
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import ipaddress
+import itertools
 import os
 import ssl
 import time
@@ -142,6 +143,10 @@ class Enforcer:
         self.audit = audit
         self.clock = clock
         self._tokens: dict[str, tuple[AccessClaims, float]] = {}
+        # Event ids: 64 random bits for this process's life, then a counter. Unique across
+        # gateways and restarts like a random id, without a getrandom call per request.
+        self._event_prefix = os.urandom(8).hex()
+        self._event_counter = itertools.count(1)
         # Parsed client addresses: `ipaddress` parses in Python, and clients come back.
         self._addresses: dict[str, IPAddress] = {}
 
@@ -302,7 +307,7 @@ class Enforcer:
                 decision,
                 policy_version=version,
                 gateway=self.gateway,
-                event_id=os.urandom(16).hex(),
+                event_id=f"{self._event_prefix}{next(self._event_counter):016x}",
                 request=details,
             )
             self.audit(event)

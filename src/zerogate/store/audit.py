@@ -10,8 +10,9 @@ import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from zerogate.core.audit import (
@@ -20,10 +21,12 @@ from zerogate.core.audit import (
     AuditRecord,
     ChainedRecord,
     Outcome,
-    chain_hash,
+    canonical_parts,
+    chain_hash_of,
     is_access_decision,
     verify_chain,
 )
+from zerogate.store.db import JsonText
 from zerogate.store.models import AuditEvent, AuditHead, utcnow
 
 
@@ -91,14 +94,15 @@ def append(session: Session, records: Sequence[AuditRecord]) -> None:
     rows = []
     for record in records:
         seq += 1
-        digest = chain_hash(previous, seq, record)
-        rows.append(_row(seq, record, previous, digest))
+        canonical, details = canonical_parts(record)
+        digest = chain_hash_of(previous, seq, canonical)
+        rows.append(_row(seq, record, previous, digest, JsonText(details)))
         previous = digest
         if not is_access_decision(record.action):
             head.state_seq = seq
-    # A bulk INSERT, not ORM objects: gateways send thousands of events a second, and the
-    # unit of work costs more than the hashing. The rows are in the table at once.
-    session.execute(insert(AuditEvent), rows)
+    # A bulk INSERT of the table, not ORM objects: gateways send thousands of events a second,
+    # and the unit of work cost more than the hashing. The rows are in the table at once.
+    session.execute(insert(cast(Table, AuditEvent.__table__)), rows)
     head.seq, head.hash = seq, previous
 
 
@@ -125,7 +129,9 @@ def ingest(session: Session, records: Sequence[AuditRecord]) -> int:
     return len(new)
 
 
-def _row(seq: int, record: AuditRecord, previous: str, digest: str) -> dict[str, object]:
+def _row(
+    seq: int, record: AuditRecord, previous: str, digest: str, details: JsonText
+) -> dict[str, object]:
     return {
         "seq": seq,
         "event_id": record.event_id,
@@ -134,7 +140,7 @@ def _row(seq: int, record: AuditRecord, previous: str, digest: str) -> dict[str,
         "action": record.action,
         "target": record.target,
         "outcome": str(record.outcome),
-        "details": dict(record.details),
+        "details": details,  # the very text the hash covers
         "prev_hash": previous,
         "hash": digest,
     }

@@ -6,6 +6,7 @@ newest Alembic revision before anything reads or writes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,20 @@ class DatabaseError(Exception):
     """The database cannot be reached or used; the message is safe to show (no password)."""
 
 
+class JsonText(str):
+    """A value for a JSON column that is already JSON text: stored as it is, not encoded again.
+
+    The audit log hashes each event's canonical JSON; its details' part is handed over as
+    this, so a gateway's event is encoded once on its way into the log, not twice.
+    """
+
+    __slots__ = ()
+
+
+def _json_serializer(value: object) -> str:
+    return value if isinstance(value, JsonText) else json.dumps(value)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers (API, analytics) run beside the one writer; foreign keys are off in
@@ -41,10 +56,16 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            json_serializer=_json_serializer,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_serializer
+    )
 
 
 def safe_url(url: str) -> str:

@@ -1,0 +1,151 @@
+"""The ingest fast path: whatever it accepts, `IngestBody` accepts too, with the same records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.exceptions import RequestValidationError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zerogate.control.api.audit import (
+    MAX_DETAILS_DEPTH,
+    IngestBody,
+    _fast_event,
+    _NotSure,
+    parse_ingest,
+)
+
+GOOD: dict[str, Any] = {
+    "event_id": "0123456789abcdef0123456789abcdef",
+    "time": "2026-11-24T01:21:33.364701+00:00",
+    "actor": "user:alice",
+    "action": "access.decision",
+    "target": "app/wiki",
+    "outcome": "success",
+    "details": {"effect": "allow", "request": {"status": 200, "duration_ms": 0.5}},
+}
+
+texts = st.one_of(
+    st.sampled_from(["user:alice", "access.decision", "policy.push", "", "a\x00b", "é", "x" * 301]),
+    st.text(max_size=12),
+)
+times = st.one_of(
+    st.sampled_from(
+        [
+            "2026-11-24T01:21:33Z",
+            "2026-11-24T01:21:33.5+14:00",
+            "2026-11-24T01:21:33",
+            "2026-13-24T01:21:33Z",
+            "0001-01-01T00:00:00+14:00",
+            "9999-12-31T23:59:59-12:00",
+            "20261124T012133Z",
+            "2026-11-24 01:21:33Z",
+            "2026-11-24T01:21:33.1234567Z",
+        ]
+    ),
+    st.text(max_size=30),
+    st.integers(),
+)
+ids = st.one_of(
+    st.sampled_from(["0123456789abcdef0123456789abcdef", "short", "abc_DEF-123", "x" * 65, "a\n"]),
+    st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+    st.text(max_size=70),
+)
+leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)
+)
+details = st.recursive(
+    st.dictionaries(st.text(max_size=4), leaves, max_size=3),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+def _nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@settings(max_examples=400, deadline=None)
+@given(  # each field is often the good value, so that whole events pass too
+    event_id=st.one_of(st.just(GOOD["event_id"]), ids),
+    time=st.one_of(st.just(GOOD["time"]), times),
+    actor=st.one_of(st.just(GOOD["actor"]), texts),
+    action=st.one_of(st.just(GOOD["action"]), texts),
+    target=st.one_of(st.just(GOOD["target"]), texts),
+    outcome=st.sampled_from(["success", "failure", "maybe", 1]),
+    detail=st.one_of(details, st.just([]), st.just(_nested(MAX_DETAILS_DEPTH + 1))),
+    drop=st.sampled_from([None, "actor", "details"]),
+    extra=st.booleans(),
+)
+def test_the_fast_path_accepts_only_what_the_model_accepts(
+    event_id: object,
+    time: object,
+    actor: object,
+    action: object,
+    target: object,
+    outcome: object,
+    detail: object,
+    drop: str | None,
+    extra: bool,
+) -> None:
+    event: dict[str, object] = {
+        "event_id": event_id,
+        "time": time,
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "details": detail,
+    }
+    if drop:
+        del event[drop]
+    if extra:
+        event["more"] = 1
+    raw = json.loads(json.dumps(event))  # what the parser would give
+    try:
+        fast = _fast_event(raw)
+    except _NotSure:
+        return
+    model = IngestBody.model_validate_json(json.dumps({"events": [event]}))
+    assert model.events[0].record() == fast
+
+
+def test_a_good_batch_takes_the_fast_path_and_equals_the_model() -> None:
+    body = json.dumps({"events": [GOOD, {**GOOD, "outcome": "failure"}]}).encode()
+    assert [_fast_event(e) for e in json.loads(body)["events"]] == parse_ingest(body)
+    assert parse_ingest(body) == [e.record() for e in IngestBody.model_validate_json(body).events]
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (b"not json", ["body"]),
+        (json.dumps({"events": [{**GOOD, "action": "policy.push"}]}).encode(), "action"),
+        (b'{"events":[' + json.dumps(GOOD).encode().replace(b"0.5", b"1e400") + b"]}", "details"),
+        (b'{"events":[' + json.dumps(GOOD).encode().replace(b"0.5", b"NaN") + b"]}", "details"),
+        (json.dumps({"events": [{**GOOD, "details": _nested(40)}]}).encode(), "details"),
+        (json.dumps({"events": [{**GOOD, "time": "2026-11-24T01:21:33"}]}).encode(), "time"),
+        (json.dumps({"events": [GOOD], "more": 1}).encode(), "more"),
+    ],
+)
+def test_a_bad_body_gets_the_model_s_errors(body: bytes, loc: object) -> None:
+    with pytest.raises(RequestValidationError) as caught:
+        parse_ingest(body)
+    locs = [error["loc"] for error in caught.value.errors()]
+    assert all(where[0] == "body" for where in locs)
+    if isinstance(loc, str):
+        assert any(loc in where for where in locs), locs
+
+
+def test_an_escaped_surrogate_goes_the_model_s_way() -> None:
+    event = {**GOOD, "details": {"note": "\ud83d\ude00"}}  # a valid pair, escaped by dumps
+    body = json.dumps({"events": [event]}).encode()
+    assert parse_ingest(body) == [e.record() for e in IngestBody.model_validate_json(body).events]
