@@ -152,7 +152,10 @@ def run_gateway(port: int, upstream: int, spool_dir: Path, tls: bool) -> None:
     snapshot = Snapshot(ISSUER, 1, 1, now, policy, apps, routes)
     spool = Spool(spool_dir)
     enforcer = Enforcer(
-        build_state(snapshot, jwks([key])), portal=ISSUER, gateway="gw-bench", audit=spool.append
+        build_state(snapshot, jwks([key])),
+        portal=ISSUER,
+        gateway="gw-bench",
+        audit=spool.append_line,
     )
     claims = AccessClaims(
         issuer=ISSUER,

@@ -25,6 +25,7 @@ from zerogate.core.policy.snapshot import HttpRoute, Snapshot
 from zerogate.core.token_keys import jwks, new_signing_key
 from zerogate.core.tokens import AccessClaims, issue_access_token, new_token_id
 from zerogate.gateway.enforce import COOKIE, Enforcer, build_state
+from zerogate.gateway.spool import decode_line
 
 ISSUER = "https://control.test:8443"
 KEY = new_signing_key(datetime.now(UTC))
@@ -61,8 +62,13 @@ class Harness:
             build_state(snapshot, jwks([KEY])),
             portal=ISSUER,
             gateway="gw-test",
-            audit=self.events.append,
+            audit=self.record,
         )
+
+    def record(self, line: bytes) -> None:
+        record = decode_line(line)
+        assert record is not None, line
+        self.events.append(record)
 
 
 @pytest.fixture

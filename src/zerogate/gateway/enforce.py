@@ -33,8 +33,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from zerogate.core.audit import AuditRecord
 from zerogate.core.policy.compile import CompiledPolicy, compile_policy
+from zerogate.core.policy.event_line import EventLines
 from zerogate.core.policy.model import (
     App,
     Decision,
@@ -44,7 +44,6 @@ from zerogate.core.policy.model import (
     ReasonCode,
     RequestContext,
 )
-from zerogate.core.policy.replay import access_event
 from zerogate.core.policy.snapshot import HttpRoute, Snapshot
 from zerogate.core.tokens import AccessClaims, TokenError, TokenVerifier
 from zerogate.gateway.http import Forward, Outcome, Reply, Request, status_page
@@ -134,13 +133,14 @@ class Enforcer:
         *,
         portal: str,
         gateway: str,
-        audit: Callable[[AuditRecord], None],
+        audit: Callable[[bytes], None],  # takes each decision's event as a JSON line
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.state = state
         self.portal = portal.rstrip("/")
         self.gateway = gateway
         self.audit = audit
+        self._lines = EventLines(gateway)
         self.clock = clock
         self._tokens: dict[str, tuple[AccessClaims, float]] = {}
         # Event ids: 64 random bits for this process's life, then a counter. Unique across
@@ -302,15 +302,14 @@ class Enforcer:
                 "duration_ms": round(outcome.seconds * 1000, 3),
                 "error": outcome.error,
             }
-            event = access_event(
+            line = self._lines.line(
                 ctx,
                 decision,
                 policy_version=version,
-                gateway=self.gateway,
                 event_id=f"{self._event_prefix}{next(self._event_counter):016x}",
                 request=details,
             )
-            self.audit(event)
+            self.audit(line)
 
         return done
 

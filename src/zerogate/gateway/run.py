@@ -168,7 +168,7 @@ async def run(settings: GatewaySettings) -> None:
     trust = ssl.create_default_context(cafile=str(settings.ca_file))
     shipper = AsyncShipper(spool, settings.control_url, settings.token, trust)
     shipper.start(loop)
-    audit = spool.append
+    audit = spool.append_line
 
     gateway: Gateway | None = None
 

@@ -98,7 +98,7 @@ def _encode(record: AuditRecord) -> bytes:
     return _ENCODER.encode(to_json(record)).encode("ascii") + b"\n"
 
 
-def _decode(line: bytes) -> AuditRecord | None:
+def decode_line(line: bytes) -> AuditRecord | None:
     """The event on one line, or None when the line is not one (corruption)."""
     try:
         raw = json.loads(line)
@@ -202,7 +202,11 @@ class Spool:
         event waits in memory, and so do the ones after it, to keep their order.
         ValueError if the record cannot be serialised (a NaN in its details).
         """
-        line = _encode(record)
+        self.append_line(_encode(record))
+
+    def append_line(self, line: bytes) -> None:
+        """`append` for an event already written as its JSON line (see `core.policy.event_line`):
+        ASCII, ending in its only newline."""
         with self._lock:
             self._unsynced += 1
             if not self._buffer:
@@ -287,7 +291,7 @@ class Spool:
 
         The cursor also moves over unreadable lines, so a corrupt line cannot block the queue.
         """
-        return self._read_unshipped(limit, _decode)
+        return self._read_unshipped(limit, decode_line)
 
     def read_unshipped_lines(self, limit: int) -> tuple[list[bytes], Cursor]:
         """As `read_unshipped`, but each event as its JSON text (what `AsyncShipper` posts)."""

@@ -17,6 +17,7 @@ Invariants of a returned `RequestHead`:
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -41,6 +42,11 @@ _KNOWN_CODINGS = frozenset(
 )
 # Tunnels out of the gateway (CONNECT) and reflected headers (TRACE) are never offered.
 _REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
+# The headers whose meaning is checked here, gathered by name in the one pass over the head.
+_FRAMING_HEADERS = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"}
+)
+_Gathered = dict[bytes, list[bytes]]
 
 
 class BodyFraming(enum.Enum):
@@ -94,12 +100,12 @@ def check_request_head(
     _check_limits(headers, limits)
     name = _check_method(method)
     path, query, named = _split_target(name, target, limits)
-    cleaned = _clean_headers(headers)
-    host, port = _host(cleaned, http10)
+    cleaned, gathered = _clean_headers(headers)
+    host, port = _host(gathered, http10)
     if named is not None and not _same_authority(named, (host, port)):
         raise HttpViolation(400, "absolute-form target names another host")
-    framing, length = _body_framing(cleaned, http10, limits)
-    connection = _list_values(cleaned, b"connection")
+    framing, length = _body_framing(gathered, http10, limits)
+    connection = _list_values(gathered.get(b"connection", ()))
     return RequestHead(
         method=name,
         path=path,
@@ -109,8 +115,8 @@ def check_request_head(
         framing=framing,
         content_length=length,
         keep_alive="close" not in connection and (not http10 or "keep-alive" in connection),
-        expect_continue=_expect_continue(cleaned, http10),
-        upgrade=None if http10 or "upgrade" not in connection else _upgrade(cleaned),
+        expect_continue=_expect_continue(gathered.get(b"expect", ()), http10),
+        upgrade=None if http10 or "upgrade" not in connection else _upgrade(gathered),
         headers=cleaned,
     )
 
@@ -122,16 +128,22 @@ def _check_limits(headers: Sequence[tuple[bytes, bytes]], limits: Limits) -> Non
         raise HttpViolation(431, "header fields too large")
 
 
-def _clean_headers(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
+def _clean_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[Headers, _Gathered]:
+    """The headers checked, lower-cased and trimmed; and the framing headers' values by name
+    (one pass: this runs for every request)."""
     cleaned = []
+    gathered: _Gathered = {}
     for name, value in headers:
         if not _TOKEN.fullmatch(name):
             raise HttpViolation(400, "invalid header name")
         # CR/LF/NUL in a value would let the forwarded head say something else upstream.
         if _BAD_VALUE_BYTE.search(value):
             raise HttpViolation(400, "invalid header value")
-        cleaned.append((name.lower(), value.strip(_OWS)))
-    return tuple(cleaned)
+        lowered, trimmed = name.lower(), value.strip(_OWS)
+        cleaned.append((lowered, trimmed))
+        if lowered in _FRAMING_HEADERS:
+            gathered.setdefault(lowered, []).append(trimmed)
+    return tuple(cleaned), gathered
 
 
 def _check_method(method: bytes) -> str:
@@ -186,6 +198,17 @@ def _same_authority(named: _Named, host: tuple[str, int | None]) -> bool:
 
 def _parse_authority(text: str) -> tuple[str, int | None]:
     """`host[:port]` as (lower-case host, port); brackets kept on IPv6 literals."""
+    if len(text) <= 262:  # a DNS name and a port: remembered, so a long one cannot fill memory
+        return _parse_short_authority(text)
+    return _parse_authority_now(text)
+
+
+@functools.lru_cache(maxsize=4096)  # the same few Host values, request after request
+def _parse_short_authority(text: str) -> tuple[str, int | None]:
+    return _parse_authority_now(text)
+
+
+def _parse_authority_now(text: str) -> tuple[str, int | None]:
     match = _AUTHORITY.fullmatch(text)
     if not match:
         raise HttpViolation(400, "invalid host")
@@ -201,8 +224,8 @@ def _parse_authority(text: str) -> tuple[str, int | None]:
     return host, port
 
 
-def _host(headers: Headers, http10: bool) -> tuple[str, int | None]:
-    values = [v for n, v in headers if n == b"host"]
+def _host(gathered: _Gathered, http10: bool) -> tuple[str, int | None]:
+    values = gathered.get(b"host", ())
     if http10 and not values:
         return "", None
     if len(values) != 1:
@@ -210,9 +233,11 @@ def _host(headers: Headers, http10: bool) -> tuple[str, int | None]:
     return _parse_authority(values[0].decode("latin-1"))
 
 
-def _body_framing(headers: Headers, http10: bool, limits: Limits) -> tuple[BodyFraming, int | None]:
-    lengths = [v for n, v in headers if n == b"content-length"]
-    codings = [v for n, v in headers if n == b"transfer-encoding"]
+def _body_framing(
+    gathered: _Gathered, http10: bool, limits: Limits
+) -> tuple[BodyFraming, int | None]:
+    lengths = gathered.get(b"content-length", [])
+    codings = gathered.get(b"transfer-encoding", [])
     # Two candidate framings is the classic smuggling vector: refuse rather than choose.
     if lengths and codings:
         raise HttpViolation(400, "both Content-Length and Transfer-Encoding")
@@ -252,25 +277,27 @@ def _content_length(values: list[bytes], limits: Limits) -> int:
     return length
 
 
-def _list_values(headers: Headers, name: bytes) -> frozenset[str]:
+def _list_values(values: Sequence[bytes]) -> frozenset[str]:
     """The lower-case tokens of a comma-separated list header, over all its lines."""
-    items = [i.strip(_OWS) for n, v in headers if n == name for i in v.split(b",")]
+    if not values:
+        return frozenset()
+    items = [i.strip(_OWS) for v in values for i in v.split(b",")]
     items = [i for i in items if i]  # empty list elements are legal (RFC 9110 §5.6.1)
     if not all(_TOKEN.fullmatch(i) for i in items):
         raise HttpViolation(400, "invalid list header")
     return frozenset(i.decode("ascii").lower() for i in items)
 
 
-def _expect_continue(headers: Headers, http10: bool) -> bool:
-    values = [v for n, v in headers if n == b"expect"]
+def _expect_continue(values: Sequence[bytes], http10: bool) -> bool:
     if any(v.lower() != b"100-continue" for v in values):
         raise HttpViolation(417, "expectation not supported")
     # An HTTP/1.0 client cannot know 100 Continue: RFC 9110 §10.1.1 says ignore it.
     return bool(values) and not http10
 
 
-def _upgrade(headers: Headers) -> str | None:
-    protocols = [p.strip(_OWS) for n, v in headers if n == b"upgrade" for p in v.split(b",")]
+def _upgrade(gathered: _Gathered) -> str | None:
+    values = gathered.get(b"upgrade", [])
+    protocols = [p.strip(_OWS) for v in values for p in v.split(b",")]
     protocols = [p for p in protocols if p]
     if not all(_PROTOCOL.fullmatch(p) for p in protocols):
         raise HttpViolation(400, "invalid Upgrade")

@@ -1,0 +1,108 @@
+"""The gateway's hand-written event line is exactly the wire form of `access_event`."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+from policystrategies import EXAMPLES, contexts
+
+from zerogate.core.policy.event_line import EventLines
+from zerogate.core.policy.model import App, Decision, Effect, Reason, ReasonCode, RequestContext
+from zerogate.core.policy.replay import access_event, recorded_decision
+from zerogate.gateway.spool import to_json
+
+reasons = st.lists(
+    st.builds(
+        Reason,
+        code=st.sampled_from(ReasonCode),
+        text=st.text(max_size=12),
+        rule=st.none() | st.text(max_size=6),
+    ),
+    max_size=3,
+).map(tuple)
+decisions = st.builds(
+    Decision,
+    effect=st.sampled_from(Effect),
+    rule=st.none() | st.text(max_size=8),
+    reasons=reasons,
+    would_be=st.none() | st.sampled_from(Effect),
+    would_be_rule=st.none() | st.text(max_size=8),
+)
+requests = st.fixed_dictionaries(
+    {
+        "host": st.text(max_size=12),
+        "status": st.integers(100, 599),
+        "bytes_in": st.integers(0, 2**40),
+        "bytes_out": st.integers(0, 2**40),
+        "duration_ms": st.floats(0, 1e6, allow_nan=False),
+        "error": st.none() | st.text(max_size=10),
+    }
+)
+zones = st.sampled_from((UTC, timezone(timedelta(hours=2)), timezone(timedelta(0))))
+
+
+def _as_sets(wire: dict[str, object]) -> dict[str, object]:
+    """Groups and tags are sets: the line writes them sorted, the reference in set order."""
+    details = wire["details"]
+    assert isinstance(details, dict)
+    context = details["context"]
+    context["groups"] = sorted(context["groups"])
+    context["app"]["tags"] = sorted(context["app"]["tags"])
+    return wire
+
+
+@EXAMPLES
+@given(
+    first=contexts,
+    decision=decisions,
+    request=requests,
+    version=st.integers(0, 10**6),
+    gateway=st.text(max_size=8),
+    event_id=st.text(min_size=1, max_size=40),
+    zone=zones,
+    path=st.none() | st.text(max_size=20),
+)
+def test_the_line_is_the_wire_form_of_access_event(
+    first: RequestContext,
+    decision: Decision,
+    request: dict[str, object],
+    version: int,
+    gateway: str,
+    event_id: str,
+    zone: timezone,
+    path: str | None,
+) -> None:
+    lines = EventLines(gateway)
+    mfa = None if first.mfa_time is None else first.mfa_time.astimezone(zone)
+    for ctx in (  # the second and third are written with what the first left in the caches
+        first,
+        replace(first, path=path, now=first.now + timedelta(seconds=1)),
+        replace(first, mfa_time=mfa),
+    ):
+        line = lines.line(ctx, decision, policy_version=version, event_id=event_id, request=request)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1 and line.isascii()
+        reference = access_event(
+            ctx,
+            decision,
+            policy_version=version,
+            gateway=gateway,
+            event_id=event_id,
+            request=request,
+        )
+        written = json.loads(line)
+        assert _as_sets(written) == _as_sets(json.loads(json.dumps(to_json(reference))))
+        assert recorded_decision(written["details"]).context == ctx
+
+
+def test_a_naive_clock_is_taken_as_utc() -> None:
+    naive = datetime(2026, 11, 24, 1, 2, 3)
+    ctx = RequestContext("u", App("a"), naive, ipaddress.ip_address("198.18.0.1"))
+    line = EventLines("gw").line(
+        ctx, Decision(Effect.ALLOW, "r"), policy_version=1, event_id="e1", request={}
+    )
+    assert json.loads(line)["time"] == "2026-11-24T01:02:03+00:00"
