@@ -155,7 +155,7 @@ def run_gateway(port: int, upstream: int, spool_dir: Path, tls: bool) -> None:
         build_state(snapshot, jwks([key])),
         portal=ISSUER,
         gateway="gw-bench",
-        audit=spool.append_line,
+        audit=spool.hold_line,
     )
     claims = AccessClaims(
         issuer=ISSUER,
@@ -186,7 +186,8 @@ def run_gateway(port: int, upstream: int, spool_dir: Path, tls: bool) -> None:
         cert.configure_cert(context)
 
     async def serve() -> None:
-        gateway = Gateway(enforcer.handle, Options(), asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        gateway = Gateway(enforcer.handle, Options(), loop, before_send=spool.write_through)
         server = await listen(gateway, "127.0.0.1", port, tls=context, reuse_port=False)
         print(token, flush=True)  # the parent's signal that the gateway listens
         await server.serve_forever()

@@ -20,6 +20,11 @@ Theory of operation:
 - Writes are gathered per event-loop callback (`hold`/`flush`): what one read of the
   upstream produces (head, body, chunk terminator) reaches the client in one write, and a
   request's head with the body read along with it reaches the upstream in one write.
+- Answers gathered that way leave together at the end of the event loop's round
+  (`Gateway.defer`), after one call of `before_send`: the audit spool writes the events of
+  all of them to the kernel in one system call, before any of their bytes reach a client.
+  Every other write to a client calls `before_send` first too, so no answer ever leaves
+  before its audit event is safe from a crash of the process.
 """
 
 from __future__ import annotations
@@ -152,16 +157,41 @@ class Reply:
 Handler = Callable[[Request], Forward | Reply]
 
 
+def _nothing() -> None:
+    return None
+
+
 class Gateway:
     """What every connection of one listener shares."""
 
-    def __init__(self, handler: Handler, options: Options, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        handler: Handler,
+        options: Options,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        before_send: Callable[[], None] = _nothing,  # makes the audit events written so far safe
+    ):
         self.handler = handler
         self.options = options
         self.loop = loop
+        self.before_send = before_send
         self.pool = Pool(loop)
         self.per_client: defaultdict[str, int] = defaultdict(int)
         self.connections: set[ClientConnection] = set()
+        self._deferred: list[ClientConnection] = []
+
+    def defer(self, conn: ClientConnection) -> None:
+        """Send `conn`'s gathered answer at the end of this round of the event loop."""
+        if not self._deferred:
+            self.loop.call_soon(self._send_deferred)
+        self._deferred.append(conn)
+
+    def _send_deferred(self) -> None:
+        conns, self._deferred = self._deferred, []
+        self.before_send()  # once for every answer of the round
+        for conn in conns:
+            conn.send_held(audited=True)
 
     def protocol(self) -> ClientConnection:
         return ClientConnection(self)
@@ -417,6 +447,7 @@ class ClientConnection(asyncio.Protocol):
         # Write coalescing (see `hold`): what is written to the client while held, the upstream
         # connection holding a request's bytes, and whether the client's bytes are being parsed.
         self._held: list[bytes] | None = None
+        self._deferred = False  # `_held` waits for the end of the event loop's round
         self.held_upstream: UpstreamConnection | None = None
         self.receiving = False
 
@@ -432,7 +463,7 @@ class ClientConnection(asyncio.Protocol):
         gateway.connections.add(self)
         if gateway.per_client[self.peer] > gateway.options.max_connections_per_client:
             self.closing = True
-            self.transport.write(_plain(503, b"too many connections", close=True))
+            self._send([_plain(503, b"too many connections", close=True)])
             self._linger()
             return
         self._arm(gateway.options.header_timeout, self._head_timeout)
@@ -657,7 +688,7 @@ class ClientConnection(asyncio.Protocol):
         if self.cycles and self.cycles[0] is cycle:
             self.cycles.popleft()
         if cut:
-            self.flush()  # as much of the answer as the socket takes, then the reset
+            self.send_held()  # as much of the answer as the socket takes, then the reset
             self.closing = True
             if self.transport is not None:
                 self.transport.abort()
@@ -712,8 +743,18 @@ class ClientConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self._held is not None:
             self._held.append(data)
-        elif self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        else:
+            self._send([data])
+
+    def _send(self, chunks: list[bytes]) -> None:
+        """Hand bytes to the transport; the audit events written so far are made safe first."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.gateway.before_send()
+        if len(chunks) == 1:
+            self.transport.write(chunks[0])
+        else:
+            self.transport.writelines(chunks)
 
     def hold(self) -> None:
         """Gather writes until `flush`: the upstream's connection holds them while it handles
@@ -724,9 +765,22 @@ class ClientConnection(asyncio.Protocol):
             self._held = []
 
     def flush(self) -> None:
+        """The end of a `hold`: what was gathered leaves at the end of the loop's round (see
+        `Gateway.defer`); what is written meanwhile joins it, in order."""
+        if not self._held:
+            self._held = None
+        elif not self._deferred:
+            self._deferred = True
+            self.gateway.defer(self)
+
+    def send_held(self, *, audited: bool = False) -> None:
+        """Send what is gathered now (`audited`: `before_send` has just run)."""
+        self._deferred = False
         held, self._held = self._held, None
         if not held or self.transport is None or self.transport.is_closing():
             return
+        if not audited:
+            self.gateway.before_send()
         if len(held) == 1:
             self.transport.write(held[0])
         else:
@@ -750,7 +804,7 @@ class ClientConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def close(self) -> None:
-        self.flush()  # the answer held so far leaves before the close
+        self.send_held()  # the answer held so far leaves before the close
         self.closing = True
         self._disarm()
         if self.transport is not None:
@@ -768,7 +822,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _protocol_error(self, status: int, reason: str) -> None:
         """The byte stream can no longer be trusted: answer (if we may) and close."""
-        self.flush()
+        self.send_held()
         self.closing = True
         self._disarm()
         streaming = bool(self.cycles) and self.cycles[0].head_sent
@@ -780,7 +834,7 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.abort()
             return
         if self.transport is not None:
-            self.transport.write(_plain(status, reason.encode(), close=True))
+            self._send([_plain(status, reason.encode(), close=True)])
             self._linger()
 
     def _linger(self) -> None:

@@ -168,7 +168,7 @@ async def run(settings: GatewaySettings) -> None:
     trust = ssl.create_default_context(cafile=str(settings.ca_file))
     shipper = AsyncShipper(spool, settings.control_url, settings.token, trust)
     shipper.start(loop)
-    audit = spool.append_line
+    audit = spool.hold_line  # written by the gateway's before_send, before the answer leaves
 
     gateway: Gateway | None = None
 
@@ -195,7 +195,7 @@ async def run(settings: GatewaySettings) -> None:
             first = await asyncio.wait_for(client.fetch(), FIRST_SNAPSHOT_SECONDS)
             if first is not None:
                 take(first)
-    gateway = Gateway(guard, Options(), loop)
+    gateway = Gateway(guard, Options(), loop, before_send=spool.write_through)
     certificates = CertificateStore(settings.cert_file, settings.key_file, settings.certs_dir)
     server = await listen(gateway, settings.listen_host, settings.port, tls=certificates.listener)
     plain: Gateway | None = None

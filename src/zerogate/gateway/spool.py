@@ -220,6 +220,32 @@ class Spool:
                     log.warning("audit spool: write failed (%s); holding events in memory", exc)
             self._buffer.append(line)
 
+    def hold_line(self, line: bytes) -> None:
+        """`append_line`, but written by the next `write_through` (or `flush`), with the lines
+        held before it in one system call. The caller must call `write_through` before anyone
+        may learn that the event happened (the gateway: before the answer leaves)."""
+        with self._lock:
+            self._unsynced += 1
+            self._buffer.append(line)
+
+    def write_through(self) -> None:
+        """Write the held lines to the operating system now (no fsync): from then on they
+        outlive the process. If the write fails they stay held for the next try."""
+        with self._lock:
+            if not self._buffer:
+                return
+            lines, self._buffer = self._buffer, []
+            data = lines[0] if len(lines) == 1 else b"".join(lines)
+            try:
+                _write_all(self._fd, data)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._written)  # no torn line left behind
+                self._buffer[:0] = lines
+                log.warning("audit spool: write failed (%s); holding events in memory", exc)
+                return
+            self._written += len(data)
+
     def pending(self) -> int:
         """Events appended but not yet fsynced."""
         with self._lock:
