@@ -101,6 +101,7 @@ _REASONS = {
     505: b"HTTP Version Not Supported",
 }
 _BUFFER_LIMIT = 256 * 1024
+_HEADER_BLOCK_BYTES = 4 << 20  # memory for remembered header sets, per process
 LINGER_SECONDS = 2.0  # request body held while the upstream connection is being made
 
 
@@ -180,6 +181,22 @@ class Gateway:
         self.per_client: defaultdict[str, int] = defaultdict(int)
         self.connections: set[ClientConnection] = set()
         self._deferred: list[ClientConnection] = []
+        # The client's headers as forwarded, by the headers received: a client sends the same
+        # ones request after request, and filtering them showed in the profile.
+        self._header_blocks: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
+        self._header_block_bytes = 0
+
+    def forwarded_headers(self, headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+        """The client's header lines that go upstream: no hop-by-hop and no identity headers."""
+        block = self._header_blocks.get(headers)
+        if block is None:
+            block = _forwarded_headers(headers, self.options.strip_headers)
+            if self._header_block_bytes > _HEADER_BLOCK_BYTES:
+                self._header_blocks.clear()
+                self._header_block_bytes = 0
+            self._header_blocks[headers] = block
+            self._header_block_bytes += len(block) + sum(len(n) + len(v) for n, v in headers)
+        return block
 
     def defer(self, conn: ClientConnection) -> None:
         """Send `conn`'s gathered answer at the end of this round of the event loop."""
@@ -621,19 +638,7 @@ class ClientConnection(asyncio.Protocol):
     def _upstream_request(self, head: RequestHead, path: str, forward: Forward) -> bytes:
         target = forward.path_prefix + path + ("?" + head.query if head.query else "")
         out = bytearray(b"%b %b HTTP/1.1\r\n" % (head.method.encode(), target.encode()))
-        strip = self.gateway.options.strip_headers
-        connection_tokens = _connection_tokens(head.headers)
-        for name, value in head.headers:
-            # Some servers read "_" as "-": X_Forwarded_User must not slip through either.
-            canonical = name.replace(b"_", b"-")
-            if (
-                canonical in HOP_BY_HOP
-                or canonical in strip
-                or canonical.startswith(b"x-zerogate-")
-                or (name in connection_tokens and name != b"host")
-            ):
-                continue
-            out += name + b": " + value + b"\r\n"
+        out += self.gateway.forwarded_headers(head.headers)
         for name, value in forward.headers:
             out += name + b": " + value + b"\r\n"
         out += b"x-forwarded-for: " + self.peer.encode() + b"\r\n"
@@ -900,6 +905,23 @@ def _plain(status: int, text: bytes, *, close: bool) -> bytes:
         % (status, _REASONS.get(status, b""), len(body), b"connection: close\r\n" if close else b"")
         + body
     )
+
+
+def _forwarded_headers(headers: tuple[tuple[bytes, bytes], ...], strip: frozenset[bytes]) -> bytes:
+    out = bytearray()
+    connection_tokens = _connection_tokens(headers)
+    for name, value in headers:
+        # Some servers read "_" as "-": X_Forwarded_User must not slip through either.
+        canonical = name.replace(b"_", b"-")
+        if (
+            canonical in HOP_BY_HOP
+            or canonical in strip
+            or canonical.startswith(b"x-zerogate-")
+            or (name in connection_tokens and name != b"host")
+        ):
+            continue
+        out += name + b": " + value + b"\r\n"
+    return bytes(out)
 
 
 def _connection_tokens(

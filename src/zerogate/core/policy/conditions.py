@@ -12,6 +12,7 @@ Ages compare whole seconds and fail only when strictly older than the limit.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
@@ -20,6 +21,7 @@ from zerogate.core.policy.model import (
     AuthConditions,
     Conditions,
     DeviceConditions,
+    IPAddress,
     IPNetwork,
     OsFamily,
     Reason,
@@ -149,7 +151,7 @@ def check_source_in(
     address = ctx.source_ip
     if any(address in network for network in networks):
         return None
-    text = f"source {address} not in {', '.join(names)}"
+    text = f"source {_shown(address)} not in {', '.join(names)}"
     return Reason(ReasonCode.SOURCE_NOT_ALLOWED, text)
 
 
@@ -159,7 +161,14 @@ def check_source_not_in(
     address = ctx.source_ip
     if not any(address in network for network in networks):
         return None
-    return Reason(ReasonCode.SOURCE_BLOCKED, f"source {address} in {', '.join(names)}")
+    return Reason(ReasonCode.SOURCE_BLOCKED, f"source {_shown(address)} in {', '.join(names)}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _shown(address: IPAddress) -> str:
+    # `ipaddress` formats in Python, and a deny rule's unmet network condition is written
+    # out on every request it does not apply to: the same few clients, again and again.
+    return str(address)
 
 
 def check_time(window: TimeConditions, ctx: RequestContext) -> Reason | None:

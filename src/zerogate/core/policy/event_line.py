@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from typing import Final
 
 from zerogate.core.audit import AuditAction
@@ -28,6 +30,29 @@ _JSON: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _CACHE_LIMIT: Final = 4096
 _ACTION: Final = _JSON.encode(str(AuditAction.ACCESS_DECISION))
 _Who = tuple[object, ...]
+
+
+def _text(value: str | None) -> str:
+    """A JSON string (or null). `JSONEncoder.encode` builds a whole encoder for anything
+    that is not a string, None included: too slow for every field of every request."""
+    return "null" if value is None else encode_basestring_ascii(value)
+
+
+def _scalar(value: object) -> str:
+    """What `_JSON` writes for a value of the request's facts (strings, numbers, None)."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"not a JSON number: {value!r}")
+        return float.__repr__(value)
+    return _JSON.encode(value)
 
 
 class EventLines:
@@ -49,27 +74,30 @@ class EventLines:
         request: Mapping[str, object],
     ) -> bytes:
         """The event's JSON and a newline, ASCII only (so one event is exactly one line)."""
-        encode = _JSON.encode
+        text = _text
         now = ctx.now if ctx.now.tzinfo else ctx.now.replace(tzinfo=UTC)
+        iso = now.astimezone(UTC).isoformat()
+        # The context's clock as pydantic writes it: "Z" for UTC, else its own offset.
+        now_json = iso[:-6] + "Z" if ctx.now.tzinfo is UTC else _time_json(ctx.now, keep=False)
         would_be = "null" if decision.would_be is None else f'"{decision.would_be}"'
-        reasons = encode([str(reason) for reason in decision.reasons])
-        text = (
-            f'{{"event_id":{encode(event_id)},"time":"{now.astimezone(UTC).isoformat()}",'
-            f'"actor":{encode(f"{ctx.principal}:{ctx.user}")},"action":{_ACTION},'
-            f'"target":{encode(f"app/{ctx.app.name}")},'
+        reasons = ",".join([encode_basestring_ascii(str(reason)) for reason in decision.reasons])
+        facts = ",".join([f"{text(key)}:{_scalar(value)}" for key, value in request.items()])
+        device = "null" if ctx.device is None else _JSON.encode(_device_json(ctx.device))
+        line = (
+            f'{{"event_id":{text(event_id)},"time":"{iso}",'
+            f'"actor":{text(f"{ctx.principal}:{ctx.user}")},"action":{_ACTION},'
+            f'"target":{text(f"app/{ctx.app.name}")},'
             f'"outcome":"{"success" if decision.effect is Effect.ALLOW else "failure"}",'
-            f'"details":{{"effect":"{decision.effect}","rule":{encode(decision.rule)},'
-            f'"reasons":{reasons},"would_be":{would_be},'
-            f'"would_be_rule":{encode(decision.would_be_rule)},'
+            f'"details":{{"effect":"{decision.effect}","rule":{text(decision.rule)},'
+            f'"reasons":[{reasons}],"would_be":{would_be},'
+            f'"would_be_rule":{text(decision.would_be_rule)},'
             f'"policy_version":{int(policy_version)},"gateway":{self._gateway},'
             f'"context":{{{self._who_text(ctx)},"app":{self._app_text(ctx.app)},'
-            f'"now":"{_time_json(ctx.now, keep=False)}",'
-            f'"source_ip":"{self._address_text(ctx.source_ip)}",'
-            f'"device":{"null" if ctx.device is None else encode(_device_json(ctx.device))},'
-            f'"method":{encode(ctx.method)},"path":{encode(ctx.path)}}},'
-            f'"request":{encode(dict(request))}}}}}\n'
+            f'"now":"{now_json}","source_ip":"{self._address_text(ctx.source_ip)}",'
+            f'"device":{device},"method":{text(ctx.method)},"path":{text(ctx.path)}}},'
+            f'"request":{{{facts}}}}}}}\n'
         )
-        return text.encode("ascii")
+        return line.encode("ascii")
 
     def _who_text(self, ctx: RequestContext) -> str:
         """The context's fields that come from the token: the same on every request of a session."""
