@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -58,11 +59,14 @@ class Harness:
             users_removed_at={"gone": datetime.now(UTC)},
         )  # fmt: skip
         self.events: list[AuditRecord] = []
+        self.snapshot = snapshot
+        self.clock_offset = 0.0  # seconds the gateway's clock runs ahead of the real one
         self.enforcer = Enforcer(
             build_state(snapshot, jwks([KEY])),
             portal=ISSUER,
             gateway="gw-test",
             audit=self.record,
+            clock=lambda: time.time() + self.clock_offset,
         )
 
     def record(self, line: bytes) -> None:
@@ -207,6 +211,36 @@ def test_a_stale_second_factor_asks_for_step_up(harness: tuple[Harness, GatewayT
     assert link and link.group(1).startswith(f"{ISSUER}/portal/login?next=")
     fresh = token("vault", user="olga", groups=("ops",), mfa_time=datetime.now(UTC))
     assert get(gateway, "vault.apps.test", "/echo", cookie=fresh).status_code == 200
+
+
+def test_a_decision_that_reads_the_clock_is_made_again_every_time(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    """Decisions are remembered only when no condition in them reads the clock: an MFA that
+    ages past its limit between two identical requests gets the second one a step-up."""
+    h, gateway = harness
+    mfa = datetime.now(UTC) - timedelta(minutes=9)  # the rule allows 10 minutes
+    cookie = token("vault", user="olga", groups=("ops",), mfa_time=mfa)
+    assert get(gateway, "vault.apps.test", "/echo", cookie=cookie).status_code == 200
+    assert get(gateway, "vault.apps.test", "/echo", cookie=cookie).status_code == 200
+    h.clock_offset = 120.0
+    assert get(gateway, "vault.apps.test", "/echo", cookie=cookie).status_code == 401
+    assert [e.details["effect"] for e in h.events] == ["allow", "allow", "step_up"]
+
+
+def test_a_remembered_decision_gives_way_to_revocation_and_new_policy(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    h, gateway = harness
+    cookie = token("wiki", session="s-kept")
+    for _ in range(2):  # the second is answered from the remembered decision
+        assert get(gateway, "wiki.apps.test", "/echo", cookie=cookie).status_code == 200
+    revoked = replace(h.snapshot, serial=2, revoked_sessions=frozenset({"s-kept"}))
+    h.enforcer.swap(build_state(revoked, jwks([KEY])))
+    assert get(gateway, "wiki.apps.test", "/echo", cookie=cookie).status_code == 302
+    without_wiki = parse_policy(POLICY.replace("what: {apps: [wiki]}", "what: {apps: [none]}"))
+    h.enforcer.swap(build_state(replace(h.snapshot, serial=3, policy=without_wiki), jwks([KEY])))
+    assert get(gateway, "wiki.apps.test", "/echo", cookie=cookie).status_code == 404
 
 
 def test_revoked_sessions_and_disabled_people_are_sent_to_sign_in(

@@ -13,9 +13,12 @@ Theory:
    HEAD) goes to the portal's `/portal/authorize`, which sends it back to
    `/.zerogate/callback` on the app's own hostname with a token for that app; the callback
    sets it as a host-only cookie and returns to the page. Other methods get 401.
-3. Every request is decided, none is remembered as allowed: only the token's signature check
-   is cached (by the token's text, until its expiry), because it is the expensive part and
-   depends on nothing else.
+3. Every request is decided. Two things are remembered: the token's signature check (by the
+   token's text, until its expiry), and a decision that is timeless (no condition that took
+   part in it reads the clock, see `CompiledPolicy.decide_once`), by everything its request
+   context is built from: the token (whose claims give who is asking), the app, the method,
+   the path and the client's address. Both are dropped with the snapshot they came from;
+   revocation is checked on every request before either is used.
 4. Allowed requests reach the upstream with the token as `X-Zerogate-Assertion`: a JWT for
    exactly that app's audience, short-lived, verifiable against the control plane's JWKS.
 """
@@ -54,6 +57,7 @@ CALLBACK = "/.zerogate/callback"
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 _TOKEN_CACHE_LIMIT = 100_000
 _ADDRESS_CACHE_LIMIT = 100_000
+_DECISION_CACHE_LIMIT = 20_000  # entries hold a token each: about 15 MB at most
 _NOT_FOUND = Reply(404, status_page(404, "There is nothing here.").body, (HSTS,))
 
 # What a person can do about a failed condition; never rule names or internal details.
@@ -149,11 +153,13 @@ class Enforcer:
         self._event_counter = itertools.count(1)
         # Parsed client addresses: `ipaddress` parses in Python, and clients come back.
         self._addresses: dict[str, IPAddress] = {}
+        self._decisions: dict[tuple[str, str, str, str, str], Decision] = {}
 
     def swap(self, state: State) -> None:
         """Take a new snapshot: one assignment, so a request sees the old or the new, whole."""
         self.state = state
         self._tokens.clear()  # a new JWKS may have dropped a key
+        self._decisions.clear()  # decided under the old policy
 
     def handle(self, request: Request) -> Forward | Reply:
         state = self.state
@@ -165,7 +171,7 @@ class Enforcer:
             return self._callback(request, target)
         token = _cookie(head.headers, COOKIE)
         claims = self._verify(state, token, target.app.name) if token else None
-        if claims is None or _revoked(state.snapshot, claims):
+        if token is None or claims is None or _revoked(state.snapshot, claims):
             return self._to_login(request, target)
         now = datetime.fromtimestamp(self.clock(), UTC)
         ctx = RequestContext(
@@ -182,10 +188,17 @@ class Enforcer:
             mfa_time=claims.mfa_time,
             auth_time=claims.auth_time,
         )
-        decision = state.compiled.decide(ctx)
+        # Everything `ctx` is built from but the clock (the claims come from the token).
+        key = (token, target.app.name, head.method, request.path, request.client)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision, timeless = state.compiled.decide_once(ctx)
+            if timeless:
+                if len(self._decisions) >= _DECISION_CACHE_LIMIT:
+                    self._decisions.clear()
+                self._decisions[key] = decision
         done = self._recorder(ctx, decision, state.snapshot.policy_version, request)
         if decision.effect is Effect.ALLOW:
-            assert token is not None
             recheck = self._recheck(token, ctx) if head.upgrade is not None else None
             return Forward(
                 target.upstream,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from hypothesis import given
+from hypothesis import strategies as st
 from policystrategies import EXAMPLES, contexts, inventories, policies
 
 from zerogate.core.policy.compile import compile_policy
@@ -79,3 +81,20 @@ def test_compiled_for_the_request_app_decides_like_naive(
     compiled = compile_policy(policy, [request.app])
     assert compiled.decide(request) == decide_naive(policy, request)
     assert compiled.decide(request) == compiled.decide(request)  # deterministic
+
+
+@EXAMPLES
+@given(policies, contexts, inventories, st.integers(-400 * 24 * 60, 400 * 24 * 60))
+def test_a_timeless_decision_is_the_same_at_any_time(
+    policy: Policy, request: RequestContext, inventory: list[App], minutes: int
+) -> None:
+    """What lets the gateway reuse a decision: if `decide_once` calls it timeless, moving the
+    clock (by up to 400 days, across MFA ages, posture ages and time windows) changes nothing."""
+    compiled = compile_policy(policy, inventory)
+    decision, timeless = compiled.decide_once(request)
+    assert decision == compiled.decide(request) == decide_naive(policy, request)
+    later = replace(request, now=request.now + timedelta(minutes=minutes))
+    if timeless:
+        assert compiled.decide(later) == decision
+    else:  # a clock check took part; sometimes it decides differently (not asserted here)
+        assert any(compiled.clock_rules)

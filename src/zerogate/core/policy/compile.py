@@ -14,7 +14,8 @@ Invariants:
    used only when the request's app tags equal the tags it was compiled with; otherwise (an
    app unknown at compile time, or re-tagged since) the rules are resolved from the name,
    tag and glob indexes at request time: slower, never different.
-2. Immutable after construction; no caching between decisions.
+2. Immutable after construction; no caching between decisions. `decide_once` says whether
+   a decision may be reused: whether it holds for the same context at any other time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from zerogate.core.policy.conditions import Check, checks_for
+from zerogate.core.policy.conditions import Check, checks_for, reads_clock
 from zerogate.core.policy.decide import (
     Evaluated,
     action_matches,
@@ -96,8 +97,15 @@ class CompiledPolicy:
     by_name: Mapping[str, tuple[int, ...]]
     by_tag: Mapping[str, tuple[int, ...]]
     glob_rules: tuple[int, ...]
+    clock_rules: frozenset[int]  # rules with a condition that reads the clock
 
     def decide(self, ctx: RequestContext) -> Decision:
+        return self.decide_once(ctx)[0]
+
+    def decide_once(self, ctx: RequestContext) -> tuple[Decision, bool]:
+        """The decision, and whether it is timeless: no condition that took part in it reads
+        the clock, so the same context at any other time gets the same decision. Only the
+        rules that apply to the request take part; the others cannot change the outcome."""
         app = ctx.app
         entry = self.apps.get(app.name)
         if entry is not None and entry[0] == app.tags:
@@ -105,11 +113,13 @@ class CompiledPolicy:
         else:
             numbers = self._resolve(app).lookup(ctx)
         evaluated: list[Evaluated] = []
+        timeless = True
         for number in numbers:
             rule = self.rules[number]
             if action_matches(rule.targets, ctx):
                 evaluated.append((rule, failures(self.checks[number], ctx, rule.name)))
-        return decide_applicable(evaluated, ctx)
+                timeless = timeless and number not in self.clock_rules
+        return decide_applicable(evaluated, ctx), timeless
 
     def _resolve(self, app: App) -> SubjectIndex:
         """The slow path of invariant 1: an app the snapshot was not compiled for."""
@@ -153,13 +163,15 @@ def compile_policy(policy: Policy, apps: Iterable[App] = ()) -> CompiledPolicy:
         for tag in tags:
             numbers += by_tag.get(tag, _NONE)
         buckets[name] = (tags, index_subjects(rules, numbers))
+    checks = tuple(checks_for(rule.conditions, policy.cidr_lists) for rule in rules)
     return CompiledPolicy(
         rules=rules,
-        checks=tuple(checks_for(rule.conditions, policy.cidr_lists) for rule in rules),
+        checks=checks,
         apps=buckets,
         by_name={name: tuple(found) for name, found in by_name.items()},
         by_tag={tag: tuple(found) for tag, found in by_tag.items()},
         glob_rules=tuple(glob_rules),
+        clock_rules=frozenset(n for n, bound in enumerate(checks) if any(map(reads_clock, bound))),
     )
 
 

@@ -192,6 +192,17 @@ def check_risk(limit: int, ctx: RequestContext) -> Reason | None:
     return Reason(ReasonCode.RISK_TOO_HIGH, f"risk score {ctx.risk} >= {limit}")
 
 
+# The checks that read the clock (`ctx.now`). A decision that none of them took part in is
+# the same decision at any other time: the gateway may reuse it (see `decide_once`).
+CLOCK_CHECKS: frozenset[Callable[..., Reason | None]] = frozenset(
+    {check_posture_age, check_mfa_age, check_login_age, check_time}
+)
+
+
+def reads_clock(check: Check) -> bool:
+    return (check.func if isinstance(check, partial) else check) in CLOCK_CHECKS
+
+
 def checks_for(
     conditions: Conditions, cidr_lists: Mapping[str, tuple[IPNetwork, ...]]
 ) -> tuple[Check, ...]:
