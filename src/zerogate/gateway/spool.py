@@ -501,7 +501,7 @@ class AsyncShipper:
         tls: ssl.SSLContext,
         *,
         interval: float = 0.2,
-        batch: int = 500,
+        batch: int = 2000,  # one POST per round at several thousand requests a second
         max_backoff: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

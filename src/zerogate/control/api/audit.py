@@ -20,7 +20,7 @@ from zerogate.core.audit import AuditRecord, Outcome, is_access_decision
 from zerogate.store import audit
 
 Text = Annotated[str | None, Query(max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")]
-MAX_INGEST = 5_000  # events per request; a gateway ships batches of 500 by default
+MAX_INGEST = 5_000  # events per request; a gateway ships batches of up to 2,000
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 MAX_DETAILS_DEPTH = 32
 
