@@ -440,3 +440,38 @@ def test_a_failed_write_through_keeps_the_lines(tmp_path: Path) -> None:
         spool.write_through()
         assert ids(read_all(spool)) == [] and spool.flush() == 1
         assert ids(read_all(spool)) == [1]
+
+
+@pytest.mark.parametrize("chunk", [7, 100, 1 << 20])
+def test_reading_in_chunks_finds_every_line_whatever_the_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Lines cut by chunk boundaries, a limit inside a chunk, and the cursor right after."""
+    monkeypatch.setattr("zerogate.gateway.spool._READ_CHUNK", chunk)
+    with Spool(tmp_path / "spool") as spool:
+        for n in range(30):
+            spool.append(record(n, target="app/" + "w" * n))  # lines of different lengths
+        spool.flush()
+        (segment,) = segment_files(tmp_path / "spool")
+        on_disk = segment.read_bytes().split(b"\n")[:-1]
+        first, cursor = spool.read_unshipped(11)
+        assert ids(first) == list(range(11))
+        assert cursor.offset == sum(len(line) + 1 for line in on_disk[:11])
+        spool.mark_shipped(cursor)
+        lines, end = spool.read_unshipped_lines(1000)
+        assert lines == on_disk[11:]  # as written, without their newlines
+        assert end.offset == segment.stat().st_size
+        assert ids(read_all(spool)) == list(range(11, 30))
+
+
+def test_lines_that_are_not_events_are_not_shipped(tmp_path: Path) -> None:
+    (tmp_path / f"{1:012d}.log").write_bytes(
+        json.dumps(to_json(record(1)), separators=(",", ":")).encode()
+        + b"\n\x00\x00\x00\nnot an event\n"
+        + json.dumps(to_json(record(2)), separators=(",", ":")).encode()[:50]
+        + b"\n"
+    )
+    with Spool(tmp_path) as spool:
+        lines, _ = spool.read_unshipped_lines(10)
+        assert [json.loads(line)["event_id"] for line in lines] == [f"{1:032x}"]
+        assert spool.corrupt_lines == 3

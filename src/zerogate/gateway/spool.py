@@ -124,21 +124,18 @@ def decode_line(line: bytes) -> AuditRecord | None:
         return None
 
 
-_FIELDS: Final = ("event_id", "time", "actor", "action", "target", "outcome", "details")
+_READ_CHUNK: Final = 1 << 20
 
 
 def _event_line(line: bytes) -> bytes | None:
-    """The line itself, without its newline, if it holds a JSON object with every field of
-    an event; None when it is not one (corruption). Shipping sends the lines as they are: the
-    control plane validates each event anyway, and decoding them into records here only to
-    encode them again cost the gateway more than deciding the requests did."""
-    try:
-        raw = json.loads(line)
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
-        return None
-    if not isinstance(raw, dict) or not all(key in raw for key in _FIELDS):
-        return None
-    return line.rstrip(b"\n")
+    """The line (without its newline) if it looks like an event as this spool writes them
+    (`{"event_id":"` … `}`, no NUL); None when it is not one (a lost block, a torn line).
+    Shipping sends the lines as they are: the control plane validates every event anyway,
+    and refuses a malformed one with 422, which `AsyncShipper` isolates and drops. Decoding
+    each line here, only to send it unchanged, cost the gateway as much as a decision."""
+    if line.startswith(b'{"event_id":"') and line.endswith(b"}") and b"\x00" not in line:
+        return line
+    return None
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -351,22 +348,36 @@ class Spool:
         parse: Callable[[bytes], T | None],
         into: list[T],
     ) -> int:
+        # Read in large chunks and split: a readline call per event showed in the profile.
         with self._path(number).open("rb") as segment:
             segment.seek(offset)
+            cut = b""  # the start of a line the previous chunk ended inside
             while len(into) < limit and (stop is None or offset < stop):
-                line = segment.readline(-1 if stop is None else stop - offset)
-                if not line:
+                want = _READ_CHUNK if stop is None else min(_READ_CHUNK, stop - offset - len(cut))
+                chunk = segment.read(want) if want > 0 else b""
+                if not chunk:
+                    if cut:
+                        # A line without its newline in a closed segment: torn before a roll
+                        # that can no longer be told apart from corruption. Skip it the same way.
+                        self._count_corrupt(Cursor(number, offset))
+                        offset += len(cut)
                     break
-                event = parse(line) if line.endswith(b"\n") else None
-                if event is None:
-                    # A line without its newline in a closed segment: torn before a roll
-                    # that can no longer be told apart from corruption. Skip it the same way.
-                    with self._lock:
-                        self._corrupt.add(Cursor(number, offset))
-                else:
-                    into.append(event)
-                offset += len(line)
+                lines = (cut + chunk).split(b"\n")
+                cut = lines.pop()  # what follows the last newline
+                for line in lines:
+                    if len(into) >= limit:
+                        return offset
+                    event = parse(line)
+                    if event is None:
+                        self._count_corrupt(Cursor(number, offset))
+                    else:
+                        into.append(event)
+                    offset += len(line) + 1
         return offset
+
+    def _count_corrupt(self, where: Cursor) -> None:
+        with self._lock:
+            self._corrupt.add(where)
 
     def mark_shipped(self, cursor: Cursor) -> None:
         """The control plane holds everything before `cursor`: persist it, drop old segments."""
