@@ -233,8 +233,12 @@ def test_a_remembered_decision_gives_way_to_revocation_and_new_policy(
 ) -> None:
     h, gateway = harness
     cookie = token("wiki", session="s-kept")
-    for _ in range(2):  # the second is answered from the remembered decision
+    for offset in (0.0, 60.0):  # the second is answered from the remembered decision…
+        h.clock_offset = offset
         assert get(gateway, "wiki.apps.test", "/echo", cookie=cookie).status_code == 200
+    first, second = h.events  # …and audited with its own time, not the first one's
+    assert (second.time - first.time).total_seconds() >= 60
+    assert second.details["context"]["now"] > first.details["context"]["now"]  # type: ignore[index]
     revoked = replace(h.snapshot, serial=2, revoked_sessions=frozenset({"s-kept"}))
     h.enforcer.swap(build_state(revoked, jwks([KEY])))
     assert get(gateway, "wiki.apps.test", "/echo", cookie=cookie).status_code == 302

@@ -153,7 +153,8 @@ class Enforcer:
         self._event_counter = itertools.count(1)
         # Parsed client addresses: `ipaddress` parses in Python, and clients come back.
         self._addresses: dict[str, IPAddress] = {}
-        self._decisions: dict[tuple[str, str, str, str, str], Decision] = {}
+        # Timeless decisions, with the request context they were made for (its clock aside).
+        self._decisions: dict[tuple[str, str, str, str, str], tuple[RequestContext, Decision]] = {}
 
     def swap(self, state: State) -> None:
         """Take a new snapshot: one assignment, so a request sees the old or the new, whole."""
@@ -174,30 +175,33 @@ class Enforcer:
         if token is None or claims is None or _revoked(state.snapshot, claims):
             return self._to_login(request, target)
         now = datetime.fromtimestamp(self.clock(), UTC)
-        ctx = RequestContext(
-            user=claims.username,
-            app=target.app,
-            now=now,
-            source_ip=self._address(request.client),
-            groups=frozenset(claims.groups),
-            principal=PrincipalKind.SERVICE
-            if claims.principal_kind == "service"
-            else PrincipalKind.USER,
-            method=head.method,
-            path=request.path,
-            mfa_time=claims.mfa_time,
-            auth_time=claims.auth_time,
-        )
-        # Everything `ctx` is built from but the clock (the claims come from the token).
+        # Everything the request context is built from but the clock (the claims come from
+        # the token): a remembered context differs from a new one only in `now`.
         key = (token, target.app.name, head.method, request.path, request.client)
-        decision = self._decisions.get(key)
-        if decision is None:
+        remembered = self._decisions.get(key)
+        if remembered is not None:
+            ctx, decision = remembered
+        else:
+            ctx = RequestContext(
+                user=claims.username,
+                app=target.app,
+                now=now,
+                source_ip=self._address(request.client),
+                groups=frozenset(claims.groups),
+                principal=PrincipalKind.SERVICE
+                if claims.principal_kind == "service"
+                else PrincipalKind.USER,
+                method=head.method,
+                path=request.path,
+                mfa_time=claims.mfa_time,
+                auth_time=claims.auth_time,
+            )
             decision, timeless = state.compiled.decide_once(ctx)
             if timeless:
                 if len(self._decisions) >= _DECISION_CACHE_LIMIT:
                     self._decisions.clear()
-                self._decisions[key] = decision
-        done = self._recorder(ctx, decision, state.snapshot.policy_version, request)
+                self._decisions[key] = (ctx, decision)
+        done = self._recorder(ctx, decision, state.snapshot.policy_version, request, now)
         if decision.effect is Effect.ALLOW:
             recheck = self._recheck(token, ctx) if head.upgrade is not None else None
             return Forward(
@@ -304,7 +308,12 @@ class Enforcer:
     # --- audit ----------------------------------------------------------------------------
 
     def _recorder(
-        self, ctx: RequestContext, decision: Decision, version: int, request: Request
+        self,
+        ctx: RequestContext,
+        decision: Decision,
+        version: int,
+        request: Request,
+        now: datetime,  # the request's time (a remembered `ctx` holds an earlier one)
     ) -> Callable[[Outcome], None]:
         def done(outcome: Outcome) -> None:
             details = {
@@ -318,6 +327,7 @@ class Enforcer:
             line = self._lines.line(
                 ctx,
                 decision,
+                now=now,
                 policy_version=version,
                 event_id=f"{self._event_prefix}{next(self._event_counter):016x}",
                 request=details,

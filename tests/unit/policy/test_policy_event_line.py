@@ -97,6 +97,20 @@ def test_the_line_is_the_wire_form_of_access_event(
         written = json.loads(line)
         assert _as_sets(written) == _as_sets(json.loads(json.dumps(to_json(reference))))
         assert recorded_decision(written["details"]).context == ctx
+    # A context made earlier, written with the clock of now: as if made now.
+    later = first.now + timedelta(minutes=7)
+    line = lines.line(
+        first, decision, policy_version=version, event_id=event_id, request=request, now=later
+    )
+    reference = access_event(
+        replace(first, now=later),
+        decision,
+        policy_version=version,
+        gateway=gateway,
+        event_id=event_id,
+        request=request,
+    )
+    assert _as_sets(json.loads(line)) == _as_sets(json.loads(json.dumps(to_json(reference))))
 
 
 def test_a_naive_clock_is_taken_as_utc() -> None:

@@ -72,13 +72,18 @@ class EventLines:
         policy_version: int,
         event_id: str,
         request: Mapping[str, object],
+        now: datetime | None = None,
     ) -> bytes:
-        """The event's JSON and a newline, ASCII only (so one event is exactly one line)."""
+        """The event's JSON and a newline, ASCII only (so one event is exactly one line).
+
+        `now`, if given, stands for `ctx.now`: the event of `replace(ctx, now=now)`, without
+        building that context (the gateway reuses one context for a remembered decision)."""
         text = _text
-        now = ctx.now if ctx.now.tzinfo else ctx.now.replace(tzinfo=UTC)
-        iso = now.astimezone(UTC).isoformat()
+        clock = ctx.now if now is None else now
+        aware = clock if clock.tzinfo else clock.replace(tzinfo=UTC)
+        iso = aware.astimezone(UTC).isoformat()
         # The context's clock as pydantic writes it: "Z" for UTC, else its own offset.
-        now_json = iso[:-6] + "Z" if ctx.now.tzinfo is UTC else _time_json(ctx.now, keep=False)
+        now_json = iso[:-6] + "Z" if clock.tzinfo is UTC else _time_json(clock, keep=False)
         would_be = "null" if decision.would_be is None else f'"{decision.would_be}"'
         reasons = ",".join([encode_basestring_ascii(str(reason)) for reason in decision.reasons])
         facts = ",".join([f"{text(key)}:{_scalar(value)}" for key, value in request.items()])
