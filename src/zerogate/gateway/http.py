@@ -101,7 +101,8 @@ _REASONS = {
     505: b"HTTP Version Not Supported",
 }
 _BUFFER_LIMIT = 256 * 1024
-_HEADER_BLOCK_BYTES = 4 << 20  # memory for remembered header sets, per process
+_HEADER_BLOCK_BYTES = 4 << 20  # memory for remembered header sets, per process (each kind)
+_PATHS = 4096  # normalised paths remembered
 LINGER_SECONDS = 2.0  # request body held while the upstream connection is being made
 
 
@@ -185,6 +186,39 @@ class Gateway:
         # ones request after request, and filtering them showed in the profile.
         self._header_blocks: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
         self._header_block_bytes = 0
+        # Checked request heads by what they were checked from (`check_request_head` is a
+        # pure function of it), and normalised paths: a client sends the same again and again.
+        self._heads: dict[
+            tuple[bytes, bytes, str, tuple[tuple[bytes, bytes], ...]], RequestHead
+        ] = {}
+        self._head_bytes = 0
+        self._paths: dict[str, str] = {}
+
+    def check_head(
+        self, method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]]
+    ) -> RequestHead:
+        """`check_request_head`, remembered (HttpViolation is raised every time, never kept)."""
+        key = (method, target, version, tuple(headers))
+        head = self._heads.get(key)
+        if head is None:
+            head = check_request_head(method, target, version, headers, self.options.limits)
+            if self._head_bytes > _HEADER_BLOCK_BYTES:
+                self._heads.clear()
+                self._head_bytes = 0
+            self._heads[key] = head
+            self._head_bytes += 2 * (len(target) + sum(len(n) + len(v) for n, v in headers))
+        return head
+
+    def normalise(self, path: str) -> str:
+        """`normalise_path`, remembered for paths of up to 1 KiB (PathError is never kept)."""
+        found = self._paths.get(path)
+        if found is None:
+            found = normalise_path(path)
+            if len(path) <= 1024:
+                if len(self._paths) >= _PATHS:
+                    self._paths.clear()
+                self._paths[path] = found
+        return found
 
     def forwarded_headers(self, headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
         """The client's header lines that go upstream: no hop-by-hop and no identity headers."""
@@ -569,9 +603,7 @@ class ClientConnection(asyncio.Protocol):
         assert cycle is not None
         version = self.parser.get_http_version()
         self.http11 = version == "1.1"
-        head = check_request_head(
-            self.parser.get_method(), cycle.url, version, cycle.headers, self.gateway.options.limits
-        )
+        head = self.gateway.check_head(self.parser.get_method(), cycle.url, version, cycle.headers)
         cycle.head = head
         cycle.chunked_in = head.framing is BodyFraming.CHUNKED
         cycle.keep_alive = head.keep_alive
@@ -601,7 +633,7 @@ class ClientConnection(asyncio.Protocol):
         head = cycle.head
         assert head is not None
         try:
-            path = normalise_path(head.path) if head.path != "*" else "*"
+            path = self.gateway.normalise(head.path) if head.path != "*" else "*"
         except PathError as exc:
             self.answer(cycle, status_page(400, f"bad request path: {exc.reason}"))
             return
