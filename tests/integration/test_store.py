@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
+from zerogate.core.audit import AuditRecord, Outcome, canonical_parts, chain_hash_of
 from zerogate.core.inventory import AppSpec, DepartmentSpec, GroupSpec, UserSpec
 from zerogate.core.inventory.document import validate_document
 from zerogate.core.inventory.kinds import KINDS_BY_NAME
 from zerogate.store import audit
-from zerogate.store.db import Database, DatabaseError, open_database
+from zerogate.store.db import Database, DatabaseError, JsonText, open_database
 from zerogate.store.errors import Conflict, Invalid, NotFound
 from zerogate.store.inventory import Inventory
 
@@ -168,3 +172,44 @@ def test_concurrent_writers_extend_one_chain(db: Database) -> None:
     with db.transaction() as session:
         assert audit.verify(session) is None
         assert len(audit.query(session, limit=1000, action="test.concurrent")) == 60
+
+
+def test_sqlite_bulk_insert_stores_what_sqlalchemy_would(tmp_path: Path) -> None:
+    """The SQLite fast path writes each audit row exactly as SQLAlchemy's typed insert does:
+    same text in every column, and the chain verifies and reads back the same."""
+    when = [
+        datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=UTC),
+        datetime(2026, 11, 24, 3, 0, tzinfo=timezone(timedelta(hours=2))),  # not UTC, no µs
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),  # a year below 1000
+    ]
+    records = [
+        AuditRecord(f"{n:032x}", moment, "user:alice", "access.decision", "app/wiki",
+                    Outcome.SUCCESS, {"n": n, "é": [1.5, None, True], "z": {"b": 1, "a": 2}})
+        for n, moment in enumerate(when)
+    ]  # fmt: skip
+    stored = []
+    for fast in (True, False):
+        db = open_database(f"sqlite:///{tmp_path}/{fast}.db")
+        with db.transaction() as session:
+            if fast:
+                audit.append(session, records)
+            else:  # the reference: SQLAlchemy's own typed insert of the same rows
+                head = audit._head(session)
+                rows, previous = [], head.hash
+                for seq, record in enumerate(records, start=head.seq + 1):
+                    canonical, details = canonical_parts(record)
+                    digest = chain_hash_of(previous, seq, canonical)
+                    rows.append(audit._row(seq, record, previous, digest, JsonText(details)))
+                    previous = digest
+                session.connection().execute(insert(audit._EVENTS), rows)
+                head.seq, head.hash = len(records), previous
+        with db.transaction() as session:
+            raw = session.execute(text("SELECT * FROM audit_events ORDER BY seq")).all()
+            stored.append([tuple(row) for row in raw])
+            assert audit.verify(session) is None
+            back = [audit.to_chained(row).record for row in audit.query(session, limit=10)]
+            assert sorted(back, key=lambda r: r.event_id) == [
+                replace(r, time=r.time.astimezone(UTC)) for r in records
+            ]
+        db.close()
+    assert stored[0] == stored[1]

@@ -14,9 +14,10 @@ Invariants:
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -84,6 +85,19 @@ class AuditRecord:
 
 # One encoder for every event (`json.dumps` with options builds one per call).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+# For containers, `JSONEncoder.encode` builds CPython's C encoder afresh on every call; made
+# once here with the very same options, it writes the same text for a fraction of the cost.
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE_CONTAINER: Callable[[object], str] = (
+    _CANONICAL.encode
+    if _C_ENCODER is None
+    else functools.partial(
+        lambda encoder, value: "".join(encoder(value, 0)),
+        _C_ENCODER(
+            {}, str, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, True
+        ),
+    )
+)
 
 
 def canonical(record: AuditRecord) -> bytes:
@@ -98,7 +112,7 @@ def canonical_parts(record: AuditRecord) -> tuple[bytes, str]:
     keeps that very text in its details column instead of encoding the details again.
     """
     encode = _CANONICAL.encode
-    details = encode(record.details)
+    details = _ENCODE_CONTAINER(record.details)
     time = record.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     text = (
         f'{{"action":{encode(record.action)},"actor":{encode(record.actor)},'

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Table, func, insert, select, update
@@ -100,10 +100,60 @@ def append(session: Session, records: Sequence[AuditRecord]) -> None:
         previous = digest
         if not is_access_decision(record.action):
             head.state_seq = seq
-    # A bulk INSERT of the table, not ORM objects: gateways send thousands of events a second,
-    # and the unit of work cost more than the hashing. The rows are in the table at once.
-    session.execute(insert(cast(Table, AuditEvent.__table__)), rows)
+    _insert(session, rows)
     head.seq, head.hash = seq, previous
+
+
+def _insert(session: Session, rows: list[dict[str, object]]) -> None:
+    """A bulk INSERT of the table, not ORM objects: gateways send thousands of events a
+    second, and the unit of work cost more than the hashing. The rows are in the table at once.
+
+    On SQLite the rows go to the driver as they are stored, without SQLAlchemy's per-value
+    processing (a third of the insert's cost): the time as SQLAlchemy's SQLite DateTime
+    writes it, the details as their JSON text. A test holds both paths' rows equal."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        connection.execute(insert(_EVENTS), rows)
+        return
+    values = [
+        (
+            row["seq"],
+            row["event_id"],
+            _sqlite_time(cast(datetime, row["time"])),
+            row["actor"],
+            row["action"],
+            row["target"],
+            row["outcome"],
+            str(row["details"]),
+            row["prev_hash"],
+            row["hash"],
+        )
+        for row in rows
+    ]
+    connection.exec_driver_sql(_SQLITE_INSERT, values)
+
+
+_EVENTS = cast(Table, AuditEvent.__table__)
+_SQLITE_INSERT = (
+    "INSERT INTO audit_events (seq, event_id, time, actor, action, target, outcome, details,"
+    " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _sqlite_time(when: datetime) -> str:
+    """What `UtcDateTime` stores on SQLite: UTC, no offset, always six fractional digits."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    t = when.astimezone(UTC)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - years below 1000 too
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.microsecond,
+    )
 
 
 def ingest(session: Session, records: Sequence[AuditRecord]) -> int:
