@@ -103,6 +103,7 @@ _REASONS = {
 _BUFFER_LIMIT = 256 * 1024
 _HEADER_BLOCK_BYTES = 4 << 20  # memory for remembered header sets, per process (each kind)
 _PATHS = 4096  # normalised paths remembered
+_JOIN_LIMIT = 16 * 1024  # answers up to one TLS record are joined before writing
 LINGER_SECONDS = 2.0  # request body held while the upstream connection is being made
 
 
@@ -820,6 +821,10 @@ class ClientConnection(asyncio.Protocol):
             self.gateway.before_send()
         if len(held) == 1:
             self.transport.write(held[0])
+        elif sum(map(len, held)) <= _JOIN_LIMIT:
+            # One buffer: over TLS each buffer handed over becomes at least one record, and a
+            # small answer (head and body) then costs one encryption and one record, not two.
+            self.transport.write(b"".join(held))
         else:
             self.transport.writelines(held)
 
