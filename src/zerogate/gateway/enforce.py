@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from zerogate.core.policy.compile import CompiledPolicy, compile_policy
-from zerogate.core.policy.event_line import EventLines
+from zerogate.core.policy.event_line import EventLines, facts
 from zerogate.core.policy.model import (
     App,
     Decision,
@@ -316,14 +316,14 @@ class Enforcer:
         now: datetime,  # the request's time (a remembered `ctx` holds an earlier one)
     ) -> Callable[[Outcome], None]:
         def done(outcome: Outcome) -> None:
-            details = {
-                "host": request.head.host,
-                "status": outcome.status,
-                "bytes_in": outcome.bytes_in,
-                "bytes_out": outcome.bytes_out,
-                "duration_ms": round(outcome.seconds * 1000, 3),
-                "error": outcome.error,
-            }
+            details = facts(
+                request.head.host,
+                outcome.status,
+                outcome.bytes_in,
+                outcome.bytes_out,
+                round(outcome.seconds * 1000, 3),
+                outcome.error,
+            )
             line = self._lines.line(
                 ctx,
                 decision,

@@ -6,12 +6,13 @@ import ipaddress
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 from policystrategies import EXAMPLES, contexts
 
-from zerogate.core.policy.event_line import EventLines
+from zerogate.core.policy.event_line import EventLines, facts
 from zerogate.core.policy.model import App, Decision, Effect, Reason, ReasonCode, RequestContext
 from zerogate.core.policy.replay import access_event, recorded_decision
 from zerogate.gateway.spool import to_json
@@ -43,6 +44,7 @@ requests = st.fixed_dictionaries(
         "error": st.none() | st.text(max_size=10),
     }
 )
+IP = ipaddress.ip_address("198.18.0.1")
 zones = st.sampled_from((UTC, timezone(timedelta(hours=2)), timezone(timedelta(0))))
 
 
@@ -120,3 +122,16 @@ def test_a_naive_clock_is_taken_as_utc() -> None:
         ctx, Decision(Effect.ALLOW, "r"), policy_version=1, event_id="e1", request={}
     )
     assert json.loads(line)["time"] == "2026-11-24T01:02:03+00:00"
+
+
+@EXAMPLES
+@given(request=requests)
+def test_the_facts_are_written_as_the_generic_path_writes_them(request: dict[str, Any]) -> None:
+    text = facts(**request)
+    assert json.loads(text) == request and text.isascii() and "\n" not in text
+    ctx = RequestContext("u", App("a"), datetime(2026, 1, 1, tzinfo=UTC), IP)
+    decision = Decision(Effect.ALLOW, "r")
+    lines = EventLines("gw")
+    given = lines.line(ctx, decision, policy_version=1, event_id="e", request=text)
+    built = lines.line(ctx, decision, policy_version=1, event_id="e", request=request)
+    assert json.loads(given) == json.loads(built)
