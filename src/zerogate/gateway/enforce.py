@@ -153,8 +153,11 @@ class Enforcer:
         self._event_counter = itertools.count(1)
         # Parsed client addresses: `ipaddress` parses in Python, and clients come back.
         self._addresses: dict[str, IPAddress] = {}
-        # Timeless decisions, with the request context they were made for (its clock aside).
-        self._decisions: dict[tuple[str, str, str, str, str], tuple[RequestContext, Decision]] = {}
+        # Timeless decisions, with the request context they were made for (its clock aside)
+        # and the part of their audit line that does not change (`EventLines.part`).
+        self._decisions: dict[
+            tuple[str, str, str, str, str], tuple[RequestContext, Decision, str]
+        ] = {}
 
     def swap(self, state: State) -> None:
         """Take a new snapshot: one assignment, so a request sees the old or the new, whole."""
@@ -179,8 +182,9 @@ class Enforcer:
         # the token): a remembered context differs from a new one only in `now`.
         key = (token, target.app.name, head.method, request.path, request.client)
         remembered = self._decisions.get(key)
+        version = state.snapshot.policy_version
         if remembered is not None:
-            ctx, decision = remembered
+            ctx, decision, part = remembered
         else:
             ctx = RequestContext(
                 user=claims.username,
@@ -197,11 +201,12 @@ class Enforcer:
                 auth_time=claims.auth_time,
             )
             decision, timeless = state.compiled.decide_once(ctx)
+            part = self._lines.part(ctx, decision, policy_version=version)
             if timeless:
                 if len(self._decisions) >= _DECISION_CACHE_LIMIT:
                     self._decisions.clear()
-                self._decisions[key] = (ctx, decision)
-        done = self._recorder(ctx, decision, state.snapshot.policy_version, request, now)
+                self._decisions[key] = (ctx, decision, part)
+        done = self._recorder(ctx, decision, version, request, now, part)
         if decision.effect is Effect.ALLOW:
             recheck = self._recheck(token, ctx) if head.upgrade is not None else None
             return Forward(
@@ -314,6 +319,7 @@ class Enforcer:
         version: int,
         request: Request,
         now: datetime,  # the request's time (a remembered `ctx` holds an earlier one)
+        part: str,  # EventLines.part of ctx, decision and version
     ) -> Callable[[Outcome], None]:
         def done(outcome: Outcome) -> None:
             details = facts(
@@ -328,6 +334,7 @@ class Enforcer:
                 ctx,
                 decision,
                 now=now,
+                part=part,
                 policy_version=version,
                 event_id=f"{self._event_prefix}{next(self._event_counter):016x}",
                 request=details,

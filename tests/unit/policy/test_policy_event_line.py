@@ -113,6 +113,18 @@ def test_the_line_is_the_wire_form_of_access_event(
         request=request,
     )
     assert _as_sets(json.loads(line)) == _as_sets(json.loads(json.dumps(to_json(reference))))
+    # …and with the part made once before, as the gateway keeps it for a remembered decision.
+    part = lines.part(first, decision, policy_version=version)
+    kept = lines.line(
+        first,
+        decision,
+        policy_version=version,
+        event_id=event_id,
+        request=request,
+        now=later,
+        part=part,
+    )
+    assert kept == line
 
 
 def test_a_naive_clock_is_taken_as_utc() -> None:

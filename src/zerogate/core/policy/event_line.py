@@ -91,24 +91,37 @@ class EventLines:
         event_id: str,
         request: Mapping[str, object] | str,
         now: datetime | None = None,
+        part: str | None = None,
     ) -> bytes:
         """The event's JSON and a newline, ASCII only (so one event is exactly one line).
 
         `now`, if given, stands for `ctx.now`: the event of `replace(ctx, now=now)`, without
         building that context (the gateway reuses one context for a remembered decision).
-        `request` is the facts of the exchange, or their JSON text already (see `facts`)."""
-        text = _text
+        `request` is the facts of the exchange, or their JSON text already (see `facts`).
+        `part`, if given, is `self.part(ctx, decision, policy_version=…)`, made earlier."""
         clock = ctx.now if now is None else now
         aware = clock if clock.tzinfo else clock.replace(tzinfo=UTC)
         iso = aware.astimezone(UTC).isoformat()
         # The context's clock as pydantic writes it: "Z" for UTC, else its own offset.
         now_json = iso[:-6] + "Z" if clock.tzinfo is UTC else _time_json(clock, keep=False)
+        facts = request if isinstance(request, str) else _object(request)
+        if part is None:
+            part = self.part(ctx, decision, policy_version=policy_version)
+        # The keys in an order that puts what changes from request to request at the ends.
+        line = (
+            f'{{"event_id":{_text(event_id)},"time":"{iso}",{part}'
+            f'"now":"{now_json}"}},"request":{facts}}}}}\n'
+        )
+        return line.encode("ascii")
+
+    def part(self, ctx: RequestContext, decision: Decision, *, policy_version: int) -> str:
+        """Everything of the line but the event id, the clock and the exchange's facts: the
+        same for every request a remembered decision answers, so the gateway keeps it."""
+        text = _text
         would_be = "null" if decision.would_be is None else f'"{decision.would_be}"'
         reasons = ",".join([encode_basestring_ascii(str(reason)) for reason in decision.reasons])
-        facts = request if isinstance(request, str) else _object(request)
         device = "null" if ctx.device is None else _JSON.encode(_device_json(ctx.device))
-        line = (
-            f'{{"event_id":{text(event_id)},"time":"{iso}",'
+        return (
             f'"actor":{text(f"{ctx.principal}:{ctx.user}")},"action":{_ACTION},'
             f'"target":{text(f"app/{ctx.app.name}")},'
             f'"outcome":"{"success" if decision.effect is Effect.ALLOW else "failure"}",'
@@ -117,11 +130,9 @@ class EventLines:
             f'"would_be_rule":{text(decision.would_be_rule)},'
             f'"policy_version":{int(policy_version)},"gateway":{self._gateway},'
             f'"context":{{{self._who_text(ctx)},"app":{self._app_text(ctx.app)},'
-            f'"now":"{now_json}","source_ip":"{self._address_text(ctx.source_ip)}",'
-            f'"device":{device},"method":{text(ctx.method)},"path":{text(ctx.path)}}},'
-            f'"request":{facts}}}}}\n'
+            f'"source_ip":"{self._address_text(ctx.source_ip)}",'
+            f'"device":{device},"method":{text(ctx.method)},"path":{text(ctx.path)},'
         )
-        return line.encode("ascii")
 
     def _who_text(self, ctx: RequestContext) -> str:
         """The context's fields that come from the token: the same on every request of a session."""
