@@ -57,7 +57,7 @@ CALLBACK = "/.zerogate/callback"
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 _TOKEN_CACHE_LIMIT = 100_000
 _ADDRESS_CACHE_LIMIT = 100_000
-_DECISION_CACHE_LIMIT = 20_000  # entries hold a token each: about 15 MB at most
+_DECISION_CACHE_LIMIT = 20_000  # each holds a token, a context and a line part: ~40 MB at most
 _NOT_FOUND = Reply(404, status_page(404, "There is nothing here.").body, (HSTS,))
 
 # What a person can do about a failed condition; never rule names or internal details.
