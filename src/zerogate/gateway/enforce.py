@@ -57,6 +57,7 @@ CALLBACK = "/.zerogate/callback"
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 _TOKEN_CACHE_LIMIT = 100_000
 _ADDRESS_CACHE_LIMIT = 100_000
+_COOKIE_BYTES = 4 << 20  # Cookie headers remembered, by size
 _DECISION_CACHE_LIMIT = 20_000  # each holds a token, a context and a line part: ~40 MB at most
 _NOT_FOUND = Reply(404, status_page(404, "There is nothing here.").body, (HSTS,))
 
@@ -153,6 +154,8 @@ class Enforcer:
         self._event_counter = itertools.count(1)
         # Parsed client addresses: `ipaddress` parses in Python, and clients come back.
         self._addresses: dict[str, IPAddress] = {}
+        self._cookies: dict[bytes, tuple[bool, str | None]] = {}
+        self._cookie_bytes = 0
         # Timeless decisions, with the request context they were made for (its clock aside)
         # and the part of their audit line that does not change (`EventLines.part`).
         self._decisions: dict[
@@ -173,7 +176,7 @@ class Enforcer:
             return _NOT_FOUND
         if request.path == CALLBACK:
             return self._callback(request, target)
-        token = _cookie(head.headers, COOKIE)
+        token = self._token(head.headers)
         claims = self._verify(state, token, target.app.name) if token else None
         if token is None or claims is None or _revoked(state.snapshot, claims):
             return self._to_login(request, target)
@@ -220,6 +223,24 @@ class Enforcer:
         if decision.effect is Effect.STEP_UP:
             return self._step_up(request, target, done)
         return _denied(decision, done)
+
+    def _token(self, headers: tuple[tuple[bytes, bytes], ...]) -> str | None:
+        """The session cookie from the first Cookie header that names it. What each header
+        holds is remembered by its bytes, so the same token text (and its hash, which the
+        caches use) serves request after request."""
+        for header, value in headers:
+            if header == b"cookie":
+                found = self._cookies.get(value)
+                if found is None:
+                    found = _cookie_in(value, COOKIE)
+                    if self._cookie_bytes > _COOKIE_BYTES:
+                        self._cookies.clear()
+                        self._cookie_bytes = 0
+                    self._cookies[value] = found
+                    self._cookie_bytes += 2 * len(value)
+                if found[0]:
+                    return found[1]
+        return None
 
     def _address(self, client: str) -> IPAddress:
         address = self._addresses.get(client)
@@ -371,15 +392,14 @@ def _revoked(snapshot: Snapshot, claims: AccessClaims) -> bool:
     return removed is not None and claims.issued_at <= removed
 
 
-def _cookie(headers: tuple[tuple[bytes, bytes], ...], name: str) -> str | None:
+def _cookie_in(value: bytes, name: str) -> tuple[bool, str | None]:
+    """(whether this Cookie header names the cookie, its value if that is ASCII)."""
     wanted = name.encode() + b"="
-    for header, value in headers:
-        if header == b"cookie":
-            for part in value.split(b";"):
-                part = part.strip()
-                if part.startswith(wanted):
-                    try:
-                        return part[len(wanted) :].decode("ascii")
-                    except UnicodeDecodeError:
-                        return None
-    return None
+    for part in value.split(b";"):
+        part = part.strip()
+        if part.startswith(wanted):
+            try:
+                return True, part[len(wanted) :].decode("ascii")
+            except UnicodeDecodeError:
+                return True, None
+    return False, None
