@@ -11,7 +11,8 @@ import pytest
 from zerogate.core.http.framing import HttpViolation, check_request_head
 from zerogate.core.http.paths import PathError, normalise_path
 from zerogate.gateway import http
-from zerogate.gateway.http import Gateway, Options, Reply
+from zerogate.gateway.http import Forward, Gateway, Options, Reply
+from zerogate.gateway.upstream import Upstream
 
 HEADERS = [(b"Host", b"app.example.com"), (b"Cookie", b"a=b")]
 
@@ -58,3 +59,21 @@ def test_normalised_paths_are_remembered_but_refusals_are_not(gateway: Gateway) 
             gateway.normalise("/a%2fb")
     long = "/" + "x" * 2000
     assert gateway.normalise(long) == long and long not in gateway._paths
+
+
+def test_a_remembered_upstream_request_is_the_built_one(gateway: Gateway) -> None:
+    head = gateway.check_head(b"GET", b"/a?b=c", "1.1", [*HEADERS, (b"X-Forwarded-User", b"x")])
+    upstream = Upstream("127.0.0.1", 8080, None, None)
+    forward = Forward(upstream, headers=((b"x-zerogate-assertion", b"t1"),), path_prefix="/w")
+    first = gateway.upstream_request(head, "/a", forward, "198.18.0.1")
+    assert first == http._upstream_request(gateway, head, "/a", forward, "198.18.0.1")
+    assert first.startswith(b"GET /w/a?b=c HTTP/1.1\r\n") and b"x-forwarded-user" not in first
+    assert b"x-zerogate-assertion: t1\r\n" in first
+    assert gateway.upstream_request(head, "/a", forward, "198.18.0.1") is first
+    # Anything else that goes into it makes another: the client, the token, the head.
+    other_client = gateway.upstream_request(head, "/a", forward, "198.18.0.2")
+    assert b"x-forwarded-for: 198.18.0.2\r\n" in other_client
+    other_token = Forward(upstream, headers=((b"x-zerogate-assertion", b"t2"),), path_prefix="/w")
+    assert b"t2" in gateway.upstream_request(head, "/a", other_token, "198.18.0.1")
+    copy = check_request_head(b"GET", b"/a?b=c", "1.1", [*HEADERS, (b"X-Forwarded-User", b"x")])
+    assert gateway.upstream_request(copy, "/a", forward, "198.18.0.1") == first

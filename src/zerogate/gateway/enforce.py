@@ -58,6 +58,7 @@ HSTS = (b"strict-transport-security", b"max-age=31536000")
 _TOKEN_CACHE_LIMIT = 100_000
 _ADDRESS_CACHE_LIMIT = 100_000
 _COOKIE_BYTES = 4 << 20  # Cookie headers remembered, by size
+_ASSERTION_LIMIT = 4096  # tokens whose identity header is kept
 _DECISION_CACHE_LIMIT = 20_000  # each holds a token, a context and a line part: ~40 MB at most
 _NOT_FOUND = Reply(404, status_page(404, "There is nothing here.").body, (HSTS,))
 
@@ -155,6 +156,7 @@ class Enforcer:
         # Parsed client addresses: `ipaddress` parses in Python, and clients come back.
         self._addresses: dict[str, IPAddress] = {}
         self._cookies: dict[bytes, tuple[bool, str | None]] = {}
+        self._assertions: dict[str, tuple[tuple[bytes, bytes], ...]] = {}
         self._cookie_bytes = 0
         # Timeless decisions, with the request context they were made for (its clock aside)
         # and the part of their audit line that does not change (`EventLines.part`).
@@ -214,7 +216,7 @@ class Enforcer:
             recheck = self._recheck(token, ctx) if head.upgrade is not None else None
             return Forward(
                 target.upstream,
-                headers=((b"x-zerogate-assertion", token.encode()),),
+                headers=self._assertion(token),
                 response_headers=(HSTS,),
                 done=done,
                 path_prefix=target.path_prefix,
@@ -241,6 +243,17 @@ class Enforcer:
                 if found[0]:
                     return found[1]
         return None
+
+    def _assertion(self, token: str) -> tuple[tuple[bytes, bytes], ...]:
+        """The identity header for the upstream: the token itself, for exactly this app. Kept
+        per token, so a repeated request forwards the same header (see `upstream_request`)."""
+        headers = self._assertions.get(token)
+        if headers is None:
+            headers = ((b"x-zerogate-assertion", token.encode()),)
+            if len(self._assertions) >= _ASSERTION_LIMIT:
+                self._assertions.clear()
+            self._assertions[token] = headers
+        return headers
 
     def _address(self, client: str) -> IPAddress:
         address = self._addresses.get(client)

@@ -194,6 +194,8 @@ class Gateway:
         ] = {}
         self._head_bytes = 0
         self._paths: dict[str, str] = {}
+        self._requests: dict[tuple[object, ...], tuple[RequestHead, bytes]] = {}
+        self._request_bytes = 0
 
     def check_head(
         self, method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]]
@@ -232,6 +234,22 @@ class Gateway:
             self._header_blocks[headers] = block
             self._header_block_bytes += len(block) + sum(len(n) + len(v) for n, v in headers)
         return block
+
+    def upstream_request(self, head: RequestHead, path: str, forward: Forward, peer: str) -> bytes:
+        """`_upstream_request`, remembered: a client repeating a request (the same head object,
+        from `check_head`) with the same token gets the very same bytes. The entry keeps its
+        head, so an id in a key always names that head while the entry exists."""
+        key = (id(head), path, forward.path_prefix, forward.headers, peer)
+        entry = self._requests.get(key)
+        if entry is not None and entry[0] is head:
+            return entry[1]
+        request = _upstream_request(self, head, path, forward, peer)
+        if self._request_bytes > _HEADER_BLOCK_BYTES:
+            self._requests.clear()
+            self._request_bytes = 0
+        self._requests[key] = (head, request)
+        self._request_bytes += 2 * len(request)
+        return request
 
     def defer(self, conn: ClientConnection) -> None:
         """Send `conn`'s gathered answer at the end of this round of the event loop."""
@@ -649,7 +667,7 @@ class ClientConnection(asyncio.Protocol):
         cycle.forward = decision
         if head.expect_continue and not cycle.body_done:
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request = self._upstream_request(head, path, decision)
+        request = self.gateway.upstream_request(head, path, decision, self.peer)
         upstream = self.gateway.pool.take_idle(decision.upstream)
         if upstream is not None:
             cycle.attach(upstream, decision, request)
@@ -667,25 +685,6 @@ class ClientConnection(asyncio.Protocol):
             self.gateway.pool.release(upstream)
             return
         cycle.attach(upstream, forward, request)
-
-    def _upstream_request(self, head: RequestHead, path: str, forward: Forward) -> bytes:
-        target = forward.path_prefix + path + ("?" + head.query if head.query else "")
-        out = bytearray(b"%b %b HTTP/1.1\r\n" % (head.method.encode(), target.encode()))
-        out += self.gateway.forwarded_headers(head.headers)
-        for name, value in forward.headers:
-            out += name + b": " + value + b"\r\n"
-        out += b"x-forwarded-for: " + self.peer.encode() + b"\r\n"
-        out += b"x-forwarded-proto: " + self.gateway.options.scheme + b"\r\n"
-        if head.host:
-            out += b"x-forwarded-host: " + head.host.encode() + b"\r\n"
-        if head.upgrade is not None:
-            out += b"connection: upgrade\r\nupgrade: " + _header(head.headers, b"upgrade") + b"\r\n"
-        elif head.framing is BodyFraming.LENGTH:
-            out += b"content-length: %d\r\n" % (head.content_length or 0)
-        elif head.framing is BodyFraming.CHUNKED:
-            out += b"transfer-encoding: chunked\r\n"
-        out += b"\r\n"
-        return bytes(out)
 
     def answer(self, cycle: Cycle, reply: Reply) -> None:
         """The gateway answers itself; an unread request body means the connection ends."""
@@ -942,6 +941,30 @@ def _plain(status: int, text: bytes, *, close: bool) -> bytes:
         % (status, _REASONS.get(status, b""), len(body), b"connection: close\r\n" if close else b"")
         + body
     )
+
+
+def _upstream_request(
+    gateway: Gateway, head: RequestHead, path: str, forward: Forward, peer: str
+) -> bytes:
+    """The request head that goes upstream: the client's headers as forwarded, the gateway's
+    own (identity assertion, X-Forwarded-*), and the framing the gateway chose."""
+    target = forward.path_prefix + path + ("?" + head.query if head.query else "")
+    out = bytearray(b"%b %b HTTP/1.1\r\n" % (head.method.encode(), target.encode()))
+    out += gateway.forwarded_headers(head.headers)
+    for name, value in forward.headers:
+        out += name + b": " + value + b"\r\n"
+    out += b"x-forwarded-for: " + peer.encode() + b"\r\n"
+    out += b"x-forwarded-proto: " + gateway.options.scheme + b"\r\n"
+    if head.host:
+        out += b"x-forwarded-host: " + head.host.encode() + b"\r\n"
+    if head.upgrade is not None:
+        out += b"connection: upgrade\r\nupgrade: " + _header(head.headers, b"upgrade") + b"\r\n"
+    elif head.framing is BodyFraming.LENGTH:
+        out += b"content-length: %d\r\n" % (head.content_length or 0)
+    elif head.framing is BodyFraming.CHUNKED:
+        out += b"transfer-encoding: chunked\r\n"
+    out += b"\r\n"
+    return bytes(out)
 
 
 def _forwarded_headers(headers: tuple[tuple[bytes, bytes], ...], strip: frozenset[bytes]) -> bytes:
