@@ -23,6 +23,7 @@ import pytest
 
 from netkit import free_port
 from zerogate.store.db import Database, open_database
+from zgproc import Running, start, stop
 
 
 def _pg_bin() -> Path | None:
@@ -112,3 +113,11 @@ def db(database_url: str) -> Iterator[Database]:
 def port() -> int:
     """A free loopback TCP port."""
     return free_port()
+
+
+@pytest.fixture
+def up(tmp_path: Path, port: int) -> Iterator[Running]:
+    """A real `zerogate up` on a fresh data directory, stopped after the test."""
+    running = start(tmp_path / "zerogate-data", port)
+    yield running
+    stop(running)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from gatewaykit import upstream  # noqa: F401 - a fixture for every test here
-from zgproc import Running, start, stop
+from zgproc import Running
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -26,13 +26,6 @@ def spki_pin(cert_pem: bytes) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
-
-
-@pytest.fixture
-def up(tmp_path: Path, port: int) -> Iterator[Running]:
-    running = start(tmp_path / "zerogate-data", port)
-    yield running
-    stop(running)
 
 
 # Module scope: sync_playwright keeps an event loop running while open, which would break

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 
 from gatewaykit import app_token, publish_app, wait_for_port, wait_for_route
 from netkit import free_port
-from zgproc import Running, start, stop
+from zgproc import Running, stop
 
 HOST = "grafana.zerogate.localhost"
 POLICY = """\
@@ -29,13 +28,6 @@ rules:
     who: {groups: [admins]}
     what: {apps: [grafana]}
 """
-
-
-@pytest.fixture
-def up(tmp_path: Path, port: int) -> Iterator[Running]:
-    running = start(tmp_path / "zerogate-data", port)
-    yield running
-    stop(running)
 
 
 @pytest.fixture

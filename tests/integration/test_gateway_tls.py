@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,9 @@ import trustme
 
 from gatewaykit import wait_for_port
 from netkit import free_port
-from zgproc import Running, start, stop
+from zgproc import Running
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-
-
-@pytest.fixture
-def up(tmp_path: Path, port: int) -> Iterator[Running]:
-    running = start(tmp_path / "zerogate-data", port)
-    yield running
-    stop(running)
 
 
 def install(ca: trustme.CA, directory: Path, *names: str) -> Path:

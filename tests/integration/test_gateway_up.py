@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from gatewaykit import wait_for_port
 from netkit import free_port
 from zerogate.core.tokens import TokenVerifier
-from zgproc import Running, admin, start, stop
+from zgproc import Running, admin
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
@@ -31,13 +30,6 @@ rules:
     what: {apps: [grafana, whoami]}
 """
 EXAMPLE = Path(__file__).parents[2] / "examples" / "whoami.py"
-
-
-@pytest.fixture
-def up(tmp_path: Path, port: int) -> Iterator[Running]:
-    running = start(tmp_path / "zerogate-data", port)
-    yield running
-    stop(running)
 
 
 class Curl:

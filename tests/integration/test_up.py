@@ -9,7 +9,6 @@ import re
 import shutil
 import ssl
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,13 +25,6 @@ from zerogate.store.db import open_database
 from zgproc import ZEROGATE, Running, admin, curl, start, stop
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-
-
-@pytest.fixture
-def up(tmp_path: Path, port: int) -> Iterator[Running]:
-    running = start(tmp_path / "zerogate-data", port)
-    yield running
-    stop(running)
 
 
 def create_grafana(up: Running, token: str) -> subprocess.CompletedProcess[str]:
