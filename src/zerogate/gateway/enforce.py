@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from zerogate.core.memo import Memo
 from zerogate.core.policy.compile import CompiledPolicy, compile_policy
 from zerogate.core.policy.event_line import EventLines, facts
 from zerogate.core.policy.model import (
@@ -148,21 +149,20 @@ class Enforcer:
         self.audit = audit
         self._lines = EventLines(gateway)
         self.clock = clock
-        self._tokens: dict[str, tuple[AccessClaims, float]] = {}
+        self._tokens: Memo[str, tuple[AccessClaims, float]] = Memo(_TOKEN_CACHE_LIMIT)
         # Event ids: 64 random bits for this process's life, then a counter. Unique across
         # gateways and restarts like a random id, without a getrandom call per request.
         self._event_prefix = os.urandom(8).hex()
         self._event_counter = itertools.count(1)
         # Parsed client addresses: `ipaddress` parses in Python, and clients come back.
-        self._addresses: dict[str, IPAddress] = {}
-        self._cookies: dict[bytes, tuple[bool, str | None]] = {}
-        self._assertions: dict[str, tuple[tuple[bytes, bytes], ...]] = {}
-        self._cookie_bytes = 0
+        self._addresses: Memo[str, IPAddress] = Memo(_ADDRESS_CACHE_LIMIT)
+        self._cookies: Memo[bytes, tuple[bool, str | None]] = Memo(_COOKIE_BYTES)
+        self._assertions: Memo[str, tuple[tuple[bytes, bytes], ...]] = Memo(_ASSERTION_LIMIT)
         # Timeless decisions, with the request context they were made for (its clock aside)
         # and the part of their audit line that does not change (`EventLines.part`).
-        self._decisions: dict[
+        self._decisions: Memo[
             tuple[str, str, str, str, str], tuple[RequestContext, Decision, str]
-        ] = {}
+        ] = Memo(_DECISION_CACHE_LIMIT)
 
     def swap(self, state: State) -> None:
         """Take a new snapshot: one assignment, so a request sees the old or the new, whole."""
@@ -208,9 +208,7 @@ class Enforcer:
             decision, timeless = state.compiled.decide_once(ctx)
             part = self._lines.part(ctx, decision, policy_version=version)
             if timeless:
-                if len(self._decisions) >= _DECISION_CACHE_LIMIT:
-                    self._decisions.clear()
-                self._decisions[key] = (ctx, decision, part)
+                self._decisions.put(key, (ctx, decision, part))
         done = self._recorder(ctx, decision, version, request, now, part)
         if decision.effect is Effect.ALLOW:
             recheck = self._recheck(token, ctx) if head.upgrade is not None else None
@@ -234,12 +232,7 @@ class Enforcer:
             if header == b"cookie":
                 found = self._cookies.get(value)
                 if found is None:
-                    found = _cookie_in(value, COOKIE)
-                    if self._cookie_bytes > _COOKIE_BYTES:
-                        self._cookies.clear()
-                        self._cookie_bytes = 0
-                    self._cookies[value] = found
-                    self._cookie_bytes += 2 * len(value)
+                    found = self._cookies.put(value, _cookie_in(value, COOKIE), 2 * len(value))
                 if found[0]:
                     return found[1]
         return None
@@ -249,19 +242,14 @@ class Enforcer:
         per token, so a repeated request forwards the same header (see `upstream_request`)."""
         headers = self._assertions.get(token)
         if headers is None:
-            headers = ((b"x-zerogate-assertion", token.encode()),)
-            if len(self._assertions) >= _ASSERTION_LIMIT:
-                self._assertions.clear()
-            self._assertions[token] = headers
+            headers = self._assertions.put(token, ((b"x-zerogate-assertion", token.encode()),))
         return headers
 
     def _address(self, client: str) -> IPAddress:
         address = self._addresses.get(client)
         if address is None:
-            address = ipaddress.ip_address(client or "0.0.0.0")  # noqa: S104
-            if len(self._addresses) >= _ADDRESS_CACHE_LIMIT:
-                self._addresses.clear()
-            self._addresses[client] = address
+            parsed = ipaddress.ip_address(client or "0.0.0.0")  # noqa: S104
+            address = self._addresses.put(client, parsed)
         return address
 
     def _recheck(self, token: str, ctx: RequestContext) -> Callable[[], bool]:
@@ -297,9 +285,7 @@ class Enforcer:
             )
         except TokenError:
             return None
-        if len(self._tokens) >= _TOKEN_CACHE_LIMIT:
-            self._tokens.clear()
-        self._tokens[token] = (claims, claims.expires_at.timestamp())
+        self._tokens.put(token, (claims, claims.expires_at.timestamp()))
         return claims
 
     def _return_url(self, request: Request) -> str:

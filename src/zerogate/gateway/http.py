@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -47,6 +47,7 @@ from zerogate.core.http.framing import (
     check_request_head,
 )
 from zerogate.core.http.paths import PathError, normalise_path
+from zerogate.core.memo import Memo
 from zerogate.gateway.upstream import Pool, Upstream, UpstreamConnection
 
 # Hop-by-hop (RFC 9110 §7.6.1): never forwarded, in either direction.
@@ -101,7 +102,8 @@ _REASONS = {
     505: b"HTTP Version Not Supported",
 }
 _BUFFER_LIMIT = 256 * 1024
-_HEADER_BLOCK_BYTES = 4 << 20  # memory for remembered header sets, per process (each kind)
+_Headers = tuple[tuple[bytes, bytes], ...]
+_MEMO_BYTES = 4 << 20  # memory for each kind of remembered request part, per process
 _PATHS = 4096  # normalised paths remembered
 _JOIN_LIMIT = 16 * 1024  # answers up to one TLS record are joined before writing
 LINGER_SECONDS = 2.0  # request body held while the upstream connection is being made
@@ -183,19 +185,13 @@ class Gateway:
         self.per_client: defaultdict[str, int] = defaultdict(int)
         self.connections: set[ClientConnection] = set()
         self._deferred: list[ClientConnection] = []
-        # The client's headers as forwarded, by the headers received: a client sends the same
-        # ones request after request, and filtering them showed in the profile.
-        self._header_blocks: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
-        self._header_block_bytes = 0
-        # Checked request heads by what they were checked from (`check_request_head` is a
-        # pure function of it), and normalised paths: a client sends the same again and again.
-        self._heads: dict[
-            tuple[bytes, bytes, str, tuple[tuple[bytes, bytes], ...]], RequestHead
-        ] = {}
-        self._head_bytes = 0
-        self._paths: dict[str, str] = {}
-        self._requests: dict[tuple[object, ...], tuple[RequestHead, bytes]] = {}
-        self._request_bytes = 0
+        # What a client sends again and again, and what follows from it by pure functions:
+        # checked request heads, normalised paths, the headers forwarded upstream and the
+        # upstream request itself (filtering and building them showed in the profile).
+        self._heads: Memo[tuple[bytes, bytes, str, _Headers], RequestHead] = Memo(_MEMO_BYTES)
+        self._paths: Memo[str, str] = Memo(_PATHS)
+        self._header_blocks: Memo[_Headers, bytes] = Memo(_MEMO_BYTES)
+        self._requests: Memo[tuple[object, ...], tuple[RequestHead, bytes]] = Memo(_MEMO_BYTES)
 
     def check_head(
         self, method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]]
@@ -205,11 +201,7 @@ class Gateway:
         head = self._heads.get(key)
         if head is None:
             head = check_request_head(method, target, version, headers, self.options.limits)
-            if self._head_bytes > _HEADER_BLOCK_BYTES:
-                self._heads.clear()
-                self._head_bytes = 0
-            self._heads[key] = head
-            self._head_bytes += 2 * (len(target) + sum(len(n) + len(v) for n, v in headers))
+            self._heads.put(key, head, 2 * (len(target) + _size(headers)))
         return head
 
     def normalise(self, path: str) -> str:
@@ -218,21 +210,15 @@ class Gateway:
         if found is None:
             found = normalise_path(path)
             if len(path) <= 1024:
-                if len(self._paths) >= _PATHS:
-                    self._paths.clear()
-                self._paths[path] = found
+                self._paths.put(path, found)
         return found
 
-    def forwarded_headers(self, headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    def forwarded_headers(self, headers: _Headers) -> bytes:
         """The client's header lines that go upstream: no hop-by-hop and no identity headers."""
         block = self._header_blocks.get(headers)
         if block is None:
             block = _forwarded_headers(headers, self.options.strip_headers)
-            if self._header_block_bytes > _HEADER_BLOCK_BYTES:
-                self._header_blocks.clear()
-                self._header_block_bytes = 0
-            self._header_blocks[headers] = block
-            self._header_block_bytes += len(block) + sum(len(n) + len(v) for n, v in headers)
+            self._header_blocks.put(headers, block, len(block) + _size(headers))
         return block
 
     def upstream_request(self, head: RequestHead, path: str, forward: Forward, peer: str) -> bytes:
@@ -244,11 +230,7 @@ class Gateway:
         if entry is not None and entry[0] is head:
             return entry[1]
         request = _upstream_request(self, head, path, forward, peer)
-        if self._request_bytes > _HEADER_BLOCK_BYTES:
-            self._requests.clear()
-            self._request_bytes = 0
-        self._requests[key] = (head, request)
-        self._request_bytes += 2 * len(request)
+        self._requests.put(key, (head, request), 2 * len(request))
         return request
 
     def defer(self, conn: ClientConnection) -> None:
@@ -965,6 +947,10 @@ def _upstream_request(
         out += b"transfer-encoding: chunked\r\n"
     out += b"\r\n"
     return bytes(out)
+
+
+def _size(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    return sum(len(name) + len(value) for name, value in headers)
 
 
 def _forwarded_headers(headers: tuple[tuple[bytes, bytes], ...], strip: frozenset[bytes]) -> bytes:

@@ -23,6 +23,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Final
 
 from zerogate.core.audit import AuditAction
+from zerogate.core.memo import Memo
 from zerogate.core.policy.model import App, Decision, Effect, RequestContext
 from zerogate.core.policy.replay import _device_json, _time_json
 
@@ -78,9 +79,11 @@ class EventLines:
 
     def __init__(self, gateway: str) -> None:
         self._gateway = _JSON.encode(gateway)
-        self._who: dict[_Who, str] = {}
-        self._apps: dict[App, str] = {}
-        self._addresses: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+        self._who: Memo[_Who, str] = Memo(_CACHE_LIMIT)
+        self._apps: Memo[App, str] = Memo(_CACHE_LIMIT)
+        self._addresses: Memo[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = Memo(
+            _CACHE_LIMIT
+        )
 
     def line(
         self,
@@ -152,10 +155,7 @@ class EventLines:
         )
         text = self._who.get(key)
         if text is None:
-            text = self._encode_who(ctx)
-            if len(self._who) >= _CACHE_LIMIT:
-                self._who.clear()
-            self._who[key] = text
+            text = self._who.put(key, self._encode_who(ctx))
         return text
 
     @staticmethod
@@ -174,19 +174,14 @@ class EventLines:
     def _app_text(self, app: App) -> str:
         text = self._apps.get(app)
         if text is None:
-            text = _JSON.encode({"name": app.name, "tags": sorted(app.tags), "mode": str(app.mode)})
-            if len(self._apps) >= _CACHE_LIMIT:
-                self._apps.clear()
-            self._apps[app] = text
+            written = {"name": app.name, "tags": sorted(app.tags), "mode": str(app.mode)}
+            text = self._apps.put(app, _JSON.encode(written))
         return text
 
     def _address_text(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
         text = self._addresses.get(address)
         if text is None:
-            text = str(address)
-            if len(self._addresses) >= _CACHE_LIMIT:
-                self._addresses.clear()
-            self._addresses[address] = text
+            text = self._addresses.put(address, str(address))
         return text
 
 
