@@ -765,13 +765,19 @@ class ClientConnection(asyncio.Protocol):
         else:
             self._send([data])
 
-    def _send(self, chunks: list[bytes]) -> None:
-        """Hand bytes to the transport; the audit events written so far are made safe first."""
-        if self.transport is None or self.transport.is_closing():
+    def _send(self, chunks: list[bytes], *, audited: bool = False) -> None:
+        """Hand bytes to the transport; the audit events written so far are made safe first
+        (`audited`: `before_send` has just run)."""
+        if not chunks or self.transport is None or self.transport.is_closing():
             return
-        self.gateway.before_send()
+        if not audited:
+            self.gateway.before_send()
         if len(chunks) == 1:
             self.transport.write(chunks[0])
+        elif sum(map(len, chunks)) <= _JOIN_LIMIT:
+            # One buffer: over TLS each buffer handed over becomes at least one record, and a
+            # small answer (head and body) then costs one encryption and one record, not two.
+            self.transport.write(b"".join(chunks))
         else:
             self.transport.writelines(chunks)
 
@@ -796,18 +802,8 @@ class ClientConnection(asyncio.Protocol):
         """Send what is gathered now (`audited`: `before_send` has just run)."""
         self._deferred = False
         held, self._held = self._held, None
-        if not held or self.transport is None or self.transport.is_closing():
-            return
-        if not audited:
-            self.gateway.before_send()
-        if len(held) == 1:
-            self.transport.write(held[0])
-        elif sum(map(len, held)) <= _JOIN_LIMIT:
-            # One buffer: over TLS each buffer handed over becomes at least one record, and a
-            # small answer (head and body) then costs one encryption and one record, not two.
-            self.transport.write(b"".join(held))
-        else:
-            self.transport.writelines(held)
+        if held:
+            self._send(held, audited=audited)
 
     def flush_upstream(self, upstream: UpstreamConnection) -> None:
         upstream.flush()

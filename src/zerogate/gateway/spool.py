@@ -207,14 +207,10 @@ class Spool:
         with self._lock:
             self._unsynced += 1
             if not self._buffer:
-                try:
-                    _write_all(self._fd, line)
-                    self._written += len(line)
+                error = self._write_locked(line)
+                if error is None:
                     return
-                except OSError as exc:
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(self._fd, self._written)  # no torn line left behind
-                    log.warning("audit spool: write failed (%s); holding events in memory", exc)
+                log.warning("audit spool: write failed (%s); holding events in memory", error)
             self._buffer.append(line)
 
     def hold_line(self, line: bytes) -> None:
@@ -232,16 +228,23 @@ class Spool:
             if not self._buffer:
                 return
             lines, self._buffer = self._buffer, []
-            data = lines[0] if len(lines) == 1 else b"".join(lines)
-            try:
-                _write_all(self._fd, data)
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, self._written)  # no torn line left behind
+            error = self._write_locked(lines[0] if len(lines) == 1 else b"".join(lines))
+            if error is not None:
                 self._buffer[:0] = lines
-                log.warning("audit spool: write failed (%s); holding events in memory", exc)
-                return
-            self._written += len(data)
+                log.warning("audit spool: write failed (%s); holding events in memory", error)
+
+    def _write_locked(self, data: bytes) -> OSError | None:
+        """Append `data` to the segment (the caller holds the lock). On failure the segment
+        is cut back to its last whole line, so no torn line is left behind, and the error
+        is returned for the caller to keep its lines."""
+        try:
+            _write_all(self._fd, data)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._written)
+            return exc
+        self._written += len(data)
+        return None
 
     def pending(self) -> int:
         """Events appended but not yet fsynced."""
@@ -258,14 +261,10 @@ class Spool:
             with self._lock:
                 lines, self._buffer = self._buffer, []
                 if lines:
-                    try:
-                        _write_all(self._fd, b"".join(lines))
-                    except OSError:
-                        with contextlib.suppress(OSError):
-                            os.ftruncate(self._fd, self._written)
+                    error = self._write_locked(b"".join(lines))
+                    if error is not None:
                         self._buffer[:0] = lines
-                        raise
-                    self._written += sum(map(len, lines))
+                        raise error
                 fd, end = self._fd, Cursor(self._end.segment, self._written)
                 count, self._unsynced = self._unsynced, 0
             if count == 0:
