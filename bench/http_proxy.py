@@ -220,6 +220,19 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise BenchError(f"nothing listens on 127.0.0.1:{port} after {START_TIMEOUT} s:\n{_tail(log)}")
 
 
+def spawn_listening(
+    argv: list[str], log: Path, port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`spawn`, then wait until it listens on `port`; stopped again if it never does."""
+    proc = spawn(argv, log, env)
+    try:
+        wait_listening(port, proc, log)
+    except BaseException:
+        stopper(proc)()
+        raise
+    return proc
+
+
 def _tail(log: Path, lines: int = 20) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
@@ -312,15 +325,8 @@ def start_nginx(tools: Tools, root: Path, http: str, port: int) -> subprocess.Po
     conf = root / "nginx.conf"
     conf.write_text(nginx_conf(root, http))
     log = root / "stderr.log"
-    proc = spawn(
-        [tools.nginx, "-p", f"{root}/", "-c", str(conf), "-e", str(root / "error.log")], log
-    )
-    try:
-        wait_listening(port, proc, log)
-    except BaseException:
-        stopper(proc)()
-        raise
-    return proc
+    argv = [tools.nginx, "-p", f"{root}/", "-c", str(conf), "-e", str(root / "error.log")]
+    return spawn_listening(argv, log, port)
 
 
 def start_upstream(tools: Tools, root: Path, port: int) -> subprocess.Popen[bytes]:
@@ -436,13 +442,8 @@ def start_caddy(env: Env) -> Running:
     caddy_env = os.environ | home | {"XDG_CONFIG_HOME": str(root / "config"), "GOMAXPROCS": "1"}
     log = root / "caddy.log"
     argv = [env.tools.caddy, "run", "--config", str(config), "--adapter", "caddyfile"]
-    proc = spawn(argv, log, caddy_env)
+    proc = spawn_listening(argv, log, port, caddy_env)
     stop = stopper(proc)
-    try:
-        wait_listening(port, proc, log)
-    except BaseException:
-        stop()
-        raise
 
     def processes() -> dict[str, list[int]]:
         return {"proxy": [proc.pid], "side": [env.authz_pid]}
@@ -456,13 +457,7 @@ def start_caddy(env: Env) -> Running:
 def start_authorizer(scratch: Path, port: int) -> subprocess.Popen[bytes]:
     log = scratch / "authorizer.log"
     argv = [sys.executable, str(AUTHORIZER), "--port", str(port)]
-    proc = spawn([*argv, "--jwk", str(scratch / "authz-jwk.json")], log)
-    try:
-        wait_listening(port, proc, log)
-    except BaseException:
-        stopper(proc)()
-        raise
-    return proc
+    return spawn_listening([*argv, "--jwk", str(scratch / "authz-jwk.json")], log, port)
 
 
 def make_token(scratch: Path, lifetime: timedelta) -> str:
