@@ -179,10 +179,11 @@ class Enforcer:
         if request.path == CALLBACK:
             return self._callback(request, target)
         token = self._token(head.headers)
-        claims = self._verify(state, token, target.app.name) if token else None
+        clock = self.clock()  # one reading for the token's expiry and the decision
+        claims = self._verify(state, token, target.app.name, clock) if token else None
         if token is None or claims is None or _revoked(state.snapshot, claims):
             return self._to_login(request, target)
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        now = datetime.fromtimestamp(clock, UTC)
         # Everything the request context is built from but the clock (the claims come from
         # the token): a remembered context differs from a new one only in `now`.
         key = (token, target.app.name, head.method, request.path, request.client)
@@ -273,8 +274,11 @@ class Enforcer:
 
     # --- tokens and the login round trip ----------------------------------------------------
 
-    def _verify(self, state: State, token: str, audience: str) -> AccessClaims | None:
-        now = self.clock()
+    def _verify(
+        self, state: State, token: str, audience: str, now: float | None = None
+    ) -> AccessClaims | None:
+        if now is None:
+            now = self.clock()
         cached = self._tokens.get(token)
         if cached is not None:
             claims, expires = cached
