@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from zerogate import __version__, heap
+from zerogate import __version__
 from zerogate.control import errors, health, scim
 from zerogate.control.api import (
     audit,
@@ -48,7 +48,6 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        heap.settle()  # everything built so far lives as long as the server
         yield
         watch.close()  # the snapshot feed's task ends with the server, not after the database
 

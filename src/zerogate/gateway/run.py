@@ -27,7 +27,6 @@ from pathlib import Path
 import httpx
 import uvloop
 
-from zerogate import heap
 from zerogate.core.policy.snapshot import Snapshot, SnapshotError, verify_snapshot
 from zerogate.gateway.certs import CertificateStore
 from zerogate.gateway.enforce import Enforcer, State, build_state
@@ -209,9 +208,6 @@ async def run(settings: GatewaySettings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     log.info("gateway %s listening on %s:%d", settings.name, settings.listen_host, settings.port)
-    # The first snapshot lives until the next (if that comes, what of the first's is cyclic
-    # stays: one snapshot's worth at most); everything else built so far, for the process.
-    heap.settle()
     try:
         while not stop.is_set():
             fetching = asyncio.ensure_future(client.fetch(wait=LONG_POLL_SECONDS))
