@@ -436,7 +436,7 @@ def test_posture_over_mutual_tls_feeds_the_what_if(up: Running, tmp_path: Path) 
             headers=headers,
         )
         rejected = api.get(
-            "/api/v1/audit", params={"action": "device.posture_rejected"}, headers=headers
+            "/api/v1/audit/events", params={"action": "device.posture_rejected"}, headers=headers
         ).json()
     assert len(rejected) == 2  # the anonymous report and laptop-9's
     revoked = verdict()

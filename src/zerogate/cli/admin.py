@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zerogate.cli import transfer
+from zerogate.cli.admin_connectors import add_connector_commands
 from zerogate.cli.admin_policy import policy_app
 from zerogate.cli.admin_tokens import audit_app, token_app
 from zerogate.cli.client import Api, target_from_env
@@ -114,7 +115,8 @@ def _with_fields(
     return func
 
 
-def kind_app(kind: Kind) -> typer.Typer:
+def kind_app(kind: Kind, skip: frozenset[str] = frozenset()) -> typer.Typer:
+    """The generic verbs for `kind`, but those in `skip` (a kind that has its own)."""
     group = typer.Typer(help=f"Manage {kind.plural}.", no_args_is_help=True)
     key_param = inspect.Parameter(
         "key",
@@ -126,7 +128,6 @@ def kind_app(kind: Kind) -> typer.Typer:
     )
     path = f"/{kind.plural}"
 
-    @group.command("list", help=f"List {kind.plural}.")
     def list_cmd(
         limit: Annotated[int, typer.Option(help="Page size.")] = 100,
         offset: Annotated[int, typer.Option(help="Objects to skip.")] = 0,
@@ -134,6 +135,9 @@ def kind_app(kind: Kind) -> typer.Typer:
     ) -> None:
         page = api().request("GET", path, params={"limit": limit, "offset": offset}).json()
         print_rows(kind, page["items"], as_json, page["total"])
+
+    if "list" not in skip:
+        group.command("list", help=f"List {kind.plural}.")(list_cmd)
 
     @group.command("show", help=f"Show one {kind.title}.")
     def show_cmd(
@@ -151,9 +155,10 @@ def kind_app(kind: Kind) -> typer.Typer:
             api().request("PATCH", f"{path}/{key}", json=_body(kind, fields)).json(), as_json
         )
 
-    group.command("create", help=f"Create a {kind.title}.")(
-        _with_fields(kind, create_cmd, [key_param, json_param])
-    )
+    if "create" not in skip:
+        group.command("create", help=f"Create a {kind.title}.")(
+            _with_fields(kind, create_cmd, [key_param, json_param])
+        )
     group.command("update", help=f"Change a {kind.title}'s fields.")(
         _with_fields(kind, update_cmd, [key_param, json_param])
     )
@@ -169,7 +174,12 @@ def kind_app(kind: Kind) -> typer.Typer:
 
 
 for _kind in KINDS:
-    app.add_typer(kind_app(_kind), name=_kind.name.replace("_", "-"))
+    if _kind.name == "connector":
+        _connectors = kind_app(_kind, skip=frozenset({"create", "list"}))
+        add_connector_commands(_connectors, api)
+        app.add_typer(_connectors, name="connector")
+    else:
+        app.add_typer(kind_app(_kind), name=_kind.name.replace("_", "-"))
 app.add_typer(token_app(api), name="token")
 app.add_typer(audit_app(api), name="audit")
 app.add_typer(policy_app(api), name="policy")

@@ -16,6 +16,7 @@ from zerogate import __version__
 from zerogate.control import errors, health, scim
 from zerogate.control.api import (
     audit,
+    connectors,
     devices,
     identity,
     inventory,
@@ -81,6 +82,7 @@ def create_app(db: Database, pki_service: PkiService, portal: PortalConfig) -> F
     api.include_router(identity.router())
     api.include_router(policy.router())
     api.include_router(devices.router())
+    api.include_router(connectors.router())
     app.include_router(api)
     app.include_router(login.router(db, portal, providers=[c.config for c in portal.sso.values()]))
     app.include_router(sso.router(db, portal, dict(portal.sso)))

@@ -58,6 +58,10 @@ class AuditAction(enum.StrEnum):
     POLICY_PUSH = "policy.push"
     ACCESS_DECISION = "access.decision"  # a gateway's decision on one request or connection
     POSTURE_REJECTED = "device.posture_rejected"
+    CONNECTOR_TOKEN = "connector.enrollment_token"
+    CONNECTOR_ENROLL = "connector.enroll"
+    CONNECTOR_REJECTED = "connector.rejected"  # a failed enrollment or certificate check
+    CONNECTOR_REVOKE = "connector.revoke"
 
 
 def is_access_decision(action: str) -> bool:

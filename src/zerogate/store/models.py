@@ -150,6 +150,12 @@ class Connector(Timestamped, Base):
     description: Mapped[str] = mapped_column(String(500), default="")
     cert_serial: Mapped[str | None] = mapped_column(String(64))
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Enrollment: the SHA-256 of a one-time token (never the token), until it is used.
+    enrollment_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    enrollment_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    health: Mapped[dict[str, object] | None] = mapped_column(JSON)  # the latest report
     connector_group: Mapped[ConnectorGroup] = relationship(lazy="joined")
 
 

@@ -14,9 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zerogate.core.audit import AuditAction
-from zerogate.core.policy.snapshot import HttpRoute, Snapshot, sign_snapshot
+from zerogate.core.policy.snapshot import (
+    AdmittedConnector,
+    HttpRoute,
+    Snapshot,
+    TcpRoute,
+    sign_snapshot,
+)
 from zerogate.core.sealing import SecretSealer
-from zerogate.store import audit, policies, signing_keys
+from zerogate.store import audit, connectors, policies, signing_keys
 from zerogate.store.models import Application, AuditEvent, User
 from zerogate.store.models import Session as SessionRow
 
@@ -33,7 +39,15 @@ def current(session: Session, *, issuer: str, now: datetime) -> Snapshot:
         .where(Application.kind == "http", Application.hostname.is_not(None))
         .order_by(Application.name)
     )
-    routes = tuple(HttpRoute(r.name, str(r.hostname).lower(), r.target) for r in rows)
+    routes = tuple(HttpRoute(r.name, str(r.hostname).lower(), r.target, _via(r)) for r in rows)
+    tcp_rows = session.scalars(
+        select(Application)
+        .where(Application.kind == "tcp", Application.hostname.is_not(None))
+        .order_by(Application.name)
+    )
+    tcp_routes = tuple(
+        TcpRoute(r.name, str(r.hostname).lower(), r.target, _via(r)) for r in tcp_rows
+    )
     apps = policies.inventory_apps(session)
     # A token outlives its session by at most its lifetime (plus verifiers' clock leeway).
     horizon = now - signing_keys.ACCESS_TOKEN_LIFETIME - timedelta(minutes=5)
@@ -50,7 +64,27 @@ def current(session: Session, *, issuer: str, now: datetime) -> Snapshot:
     for target, when in session.execute(deletions):
         name = target.removeprefix("user/")
         removed[name] = max(when, removed.get(name, when))
-    return Snapshot(issuer, number, version, now, policy, apps, routes, revoked, disabled, removed)
+    admitted = tuple(
+        AdmittedConnector(c.name, c.group, c.serials) for c in connectors.admitted(session, now)
+    )
+    return Snapshot(
+        issuer,
+        number,
+        version,
+        now,
+        policy,
+        apps,
+        routes,
+        revoked,
+        disabled,
+        removed,
+        tcp_routes=tcp_routes,
+        connectors=admitted,
+    )
+
+
+def _via(app: Application) -> str | None:
+    return app.connector_group.name if app.connector_group is not None else None
 
 
 def signed(session: Session, sealer: SecretSealer, *, issuer: str, now: datetime) -> str:

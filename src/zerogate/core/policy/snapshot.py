@@ -50,6 +50,26 @@ class HttpRoute:
     app: str
     hostname: str  # lower case
     target: str  # http(s)://host[:port][/base]
+    via: str | None = None  # the connector group that carries its traffic; None: direct
+
+
+@dataclass(frozen=True, slots=True)
+class TcpRoute:
+    """A TCP app reached by HTTP CONNECT to its hostname: the target its connector dials."""
+
+    app: str
+    hostname: str  # lower case
+    target: str  # host:port, resolved where the traffic leaves (gateway or connector)
+    via: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdmittedConnector:
+    """A connector a gateway may hold a tunnel with: by the serials of its live certificates."""
+
+    name: str
+    group: str
+    serials: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +88,8 @@ class Snapshot:
     # People deleted lately: their tokens issued up to the deletion are refused (a person
     # created again under the same name afterwards is someone else, with new tokens).
     users_removed_at: Mapping[str, AwareDatetime] = field(default_factory=dict)
+    tcp_routes: tuple[TcpRoute, ...] = ()
+    connectors: tuple[AdmittedConnector, ...] = ()  # enrolled, unrevoked, with a live certificate
 
 
 _ADAPTER: Final = TypeAdapter(Snapshot)
