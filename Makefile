@@ -40,3 +40,9 @@ bench-http: $(VENV)/.dev-installed
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Tunnels through a connector beside a direct connection and socat; `ARGS=--quick` for a short run.
+.PHONY: bench-connector
+bench-connector: $(VENV)/.dev-installed
+	scripts/install-bench-deps.sh
+	$(BIN)/python bench/connector.py $(ARGS)

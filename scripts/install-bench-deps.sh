@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what `make bench-http` drives from Debian: the load generator (wrk) and the two peer
-# proxies it is compared with (nginx, Caddy). Runs as root without stdin (CI).
+# Installs what `make bench-http` and `make bench-connector` drive from Debian: the load
+# generator (wrk) and the peers they are compared with (nginx, Caddy, socat). Runs as root without stdin (CI).
 # Idempotent: does nothing when everything is there; `apt-get update` at most once.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ need=()
 have wrk || need+=(wrk)
 have nginx || need+=(nginx)
 have caddy || need+=(caddy)
+have socat || need+=(socat)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

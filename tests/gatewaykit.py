@@ -205,3 +205,20 @@ def app_token(control_url: str, ca_file: Path, password: str, app: str, back: st
         assert sent.status_code == 303, sent.text
         query = parse_qs(urlsplit(sent.headers["location"]).query)
         return query["token"][0]
+
+
+def audience_token(control_url: str, ca_file: Path, password: str, audience: str) -> str:
+    """Sign in to the portal as admin and mint a bearer token for `audience` (a TCP app)."""
+    trust = ssl.create_default_context(cafile=str(ca_file))
+    with httpx.Client(base_url=control_url, verify=trust, follow_redirects=False) as web:
+        form = web.get("/portal/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf, form
+        signed = web.post(
+            "/portal/login",
+            data={"username": "admin", "password": password, "csrf": csrf.group(1)},
+        )
+        assert signed.status_code == 303, signed.text
+        minted = web.post("/portal/token", data={"audience": audience, "csrf": csrf.group(1)})
+        assert minted.status_code == 200, minted.text
+        return str(minted.json()["access_token"])

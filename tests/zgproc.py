@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class Running:
     token: str | None
     output: str
     gateway_port: int = 0
+    tunnel_port: int = 0
+    host: str = "localhost"  # where this test process reaches the control plane
 
     @property
     def admin_password(self) -> str | None:
@@ -42,7 +45,7 @@ class Running:
 
     @property
     def url(self) -> str:
-        return f"https://localhost:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     def env(self, token: str) -> dict[str, str]:
         return {
@@ -54,16 +57,24 @@ class Running:
         }
 
 
-def start(data_dir: Path, port: int, *extra: str) -> Running:
-    gateway_port = free_port()
-    command = [ZEROGATE, "up", "--data-dir", str(data_dir), "--control-port", str(port)]
-    command += ["--gateway-port", str(gateway_port), *extra]
+def start(
+    data_dir: Path,
+    port: int,
+    *extra: str,
+    wrap: Sequence[str] = (),
+    host: str = "localhost",
+    env: dict[str, str] | None = None,
+) -> Running:
+    """`zerogate up` (`wrap` runs it elsewhere, e.g. `ip netns exec NAME`, reached at `host`)."""
+    gateway_port, tunnel_port = free_port(), free_port()
+    command = [*wrap, ZEROGATE, "up", "--data-dir", str(data_dir), "--control-port", str(port)]
+    command += ["--gateway-port", str(gateway_port), "--tunnel-port", str(tunnel_port), *extra]
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
     assert process.stdout is not None
     output = ""
@@ -73,7 +84,14 @@ def start(data_dir: Path, port: int, *extra: str) -> Running:
             break
     match = TOKEN_RE.search(output)
     running = Running(
-        process, port, data_dir, match.group(1) if match else None, output, gateway_port
+        process,
+        port,
+        data_dir,
+        match.group(1) if match else None,
+        output,
+        gateway_port,
+        tunnel_port,
+        host,
     )
     wait_healthy(running)
     return running

@@ -84,6 +84,7 @@ class Settings(BaseModel):
     gateway_http_port: Port | None = None  # plain HTTP that redirects to the gateway's HTTPS
     gateway_workers: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=256)] = 0
     gateway_certs_dir: Path | None = None  # admin-supplied NAME.pem + NAME.key, by SNI
+    gateway_tunnel_port: Port | None = 8445  # connectors dial in here (mutual TLS)
     public_hostnames: tuple[str, ...] = ("localhost",)
     app_domain: str = "zerogate.localhost"
     ca_key: SecretStr | None = None

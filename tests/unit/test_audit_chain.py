@@ -296,6 +296,10 @@ def test_action_codes_are_stable() -> None:
         "POLICY_PUSH": "policy.push",
         "ACCESS_DECISION": "access.decision",
         "POSTURE_REJECTED": "device.posture_rejected",
+        "CONNECTOR_TOKEN": "connector.enrollment_token",
+        "CONNECTOR_ENROLL": "connector.enroll",
+        "CONNECTOR_REJECTED": "connector.rejected",
+        "CONNECTOR_REVOKE": "connector.revoke",
     }
 
 

@@ -52,7 +52,12 @@ def gateway(
     workers: Annotated[
         int, typer.Option(min=0, max=256, help="Processes sharing the port (0: one per core).")
     ] = 0,
+    tunnel_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Port where connectors dial in (mutual TLS)."),
+    ] = None,
     worker_index: Annotated[int | None, typer.Option(hidden=True)] = None,
+    worker_count: Annotated[int, typer.Option(hidden=True, min=1, max=256)] = 1,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     logs.setup(log_level, "json")
@@ -81,6 +86,9 @@ def gateway(
         parent_pid=os.getppid() if exit_with_parent else None,
         certs_dir=certs_dir,
         http_port=http_port,
+        tunnel_port=tunnel_port,
+        worker=worker_index or 0,
+        workers=worker_count if worker_index is not None else 1,
     )
     serve(settings)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from zerogate import __version__
-from zerogate.cli import admin, gateway, local_tokens, login, up
+from zerogate.cli import admin, connector, gateway, local_tokens, login, up
 
 app = typer.Typer(
     name="zerogate",
@@ -15,6 +15,9 @@ app = typer.Typer(
 )
 app.command("up", help="Run the control plane (and gateway) on one machine.")(up.up)
 app.command("gateway", help="Run a gateway against a control plane.")(gateway.gateway)
+app.command("connector", help="Run a connector: tunnels out to the gateways, no inbound port.")(
+    connector.connector
+)
 app.command("login", help="Sign in from this terminal through the portal (device flow).")(
     login.login
 )

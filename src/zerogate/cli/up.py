@@ -28,6 +28,9 @@ def _announce(plane: bootstrap.ControlPlane) -> None:
         f"API docs        {url}/api/v1/docs",
         f"login portal    {url}/portal/",
         f"applications    https://<app>.{settings.app_domain}:{settings.gateway_port}/",
+        f"connectors      dial {settings.listen_host}:{settings.gateway_tunnel_port}"
+        if settings.gateway_tunnel_port
+        else "connectors      none (no tunnel port)",
         f"health          {url}/healthz",
         f"CA certificate  {plane.ca_cert}",
         f"database        {safe_url(settings.effective_database_url)}",
@@ -61,6 +64,9 @@ def up(
     gateway_workers: Annotated[
         int | None, typer.Option(help="Gateway processes (0: one per core).")
     ] = None,
+    tunnel_port: Annotated[
+        int | None, typer.Option(help="Port where connectors dial in to the gateway.")
+    ] = None,
 ) -> None:
     settings = settings_or_exit(
         config,
@@ -70,6 +76,7 @@ def up(
             "control_port": control_port,
             "gateway_port": gateway_port,
             "gateway_workers": gateway_workers,
+            "gateway_tunnel_port": tunnel_port,
         },
     )
     logs.setup(settings.log_level, settings.log_format)
@@ -119,4 +126,6 @@ def _start_gateway(plane: bootstrap.ControlPlane) -> subprocess.Popen[bytes] | N
         command += ["--http-port", str(settings.gateway_http_port)]
     if settings.gateway_certs_dir:
         command += ["--certs-dir", str(settings.gateway_certs_dir)]
+    if settings.gateway_tunnel_port:
+        command += ["--tunnel-port", str(settings.gateway_tunnel_port)]
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)

@@ -7,6 +7,7 @@ left or its names changed. Nothing here serves traffic; `server` does.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -106,13 +107,24 @@ class LocalGateway:
     data_dir: Path
 
 
+def _gateway_ips(settings: Settings) -> list[str]:
+    """Loopback and every public address: connectors dial the gateway by address."""
+    ips = ["127.0.0.1", "::1"]
+    for host in (*settings.public_hostnames, settings.listen_host):
+        with contextlib.suppress(ValueError):
+            address = ipaddress.ip_address(host)
+            if not address.is_unspecified and str(address) not in ips:
+                ips.append(str(address))
+    return ips
+
+
 def _ensure_gateway(settings: Settings, pki: PkiService, db: Database) -> LocalGateway:
     """A certificate for every app hostname under `app_domain`, and the gateway's token."""
     tls_dir = settings.data_dir / "tls"
     cert_path, key_path = tls_dir / "gateway.pem", tls_dir / "gateway.key"
     dns = sorted({settings.app_domain, f"*.{settings.app_domain}"})
     if _needs_new_cert(cert_path, dns, utcnow()):
-        issued, key_pem = pki.issue_server("zerogate gateway", dns, ["127.0.0.1", "::1"])
+        issued, key_pem = pki.issue_server("zerogate gateway", dns, _gateway_ips(settings))
         _write_private(key_path, key_pem)
         _write_private(cert_path, issued.pem.encode() + pki.ca.cert_pem)
         log.info("issued gateway TLS certificate %s for %s", issued.serial, ", ".join(dns))

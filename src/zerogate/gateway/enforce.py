@@ -32,7 +32,7 @@ import os
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -48,8 +48,9 @@ from zerogate.core.policy.model import (
     ReasonCode,
     RequestContext,
 )
-from zerogate.core.policy.snapshot import HttpRoute, Snapshot
+from zerogate.core.policy.snapshot import HttpRoute, Snapshot, TcpRoute
 from zerogate.core.tokens import AccessClaims, TokenError, TokenVerifier
+from zerogate.core.tunnel.allowlist import split_target
 from zerogate.gateway.http import Forward, Outcome, Reply, Request, status_page
 from zerogate.gateway.upstream import Upstream
 
@@ -62,6 +63,11 @@ _COOKIE_BYTES = 4 << 20  # Cookie headers remembered, by size
 _ASSERTION_LIMIT = 4096  # tokens whose identity header is kept
 _DECISION_CACHE_LIMIT = 20_000  # each holds a token, a context and a line part: ~40 MB at most
 _NOT_FOUND = Reply(404, status_page(404, "There is nothing here.").body, (HSTS,))
+_PROXY_AUTH = Reply(
+    407,
+    status_page(407, "Sign in first: send your access token as a bearer token.").body,
+    ((b"proxy-authenticate", b'Bearer realm="zerogate"'),),
+)
 
 # What a person can do about a failed condition; never rule names or internal details.
 _HINTS = {
@@ -88,7 +94,7 @@ _HINTS = {
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    route: HttpRoute
+    route: HttpRoute | TcpRoute
     app: App
     upstream: Upstream
     path_prefix: str
@@ -102,6 +108,7 @@ class State:
     compiled: CompiledPolicy
     targets: Mapping[str, Target]  # by lower-case hostname
     verifier: TokenVerifier
+    tcp_targets: Mapping[str, Target] = field(default_factory=dict)  # CONNECT, by hostname
 
 
 def build_state(
@@ -113,23 +120,31 @@ def build_state(
         app = apps.get(route.app)
         if app is None:
             continue
-        upstream, prefix = _upstream(route.target, upstream_tls)
+        upstream, prefix = _upstream(route, upstream_tls)
         targets[route.hostname] = Target(route, app, upstream, prefix)
+    tcp_targets = {}
+    for tcp in snapshot.tcp_routes:
+        app = apps.get(tcp.app)
+        if app is not None:
+            host, port = split_target(tcp.target)
+            upstream = Upstream(host, port, via=tcp.via, app=tcp.app)
+            tcp_targets[tcp.hostname] = Target(tcp, app, upstream, "")
     return State(
         snapshot,
         compile_policy(snapshot.policy, snapshot.apps),
         targets,
         TokenVerifier(jwks, issuer=snapshot.issuer),
+        tcp_targets,
     )
 
 
-def _upstream(target: str, tls: ssl.SSLContext | None) -> tuple[Upstream, str]:
-    parts = urlsplit(target)
+def _upstream(route: HttpRoute, tls: ssl.SSLContext | None) -> tuple[Upstream, str]:
+    parts = urlsplit(route.target)
     secure = parts.scheme == "https"
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (443 if secure else 80)
     context = (tls or ssl.create_default_context()) if secure else None
-    upstream = Upstream(host, port, context, host if secure else None)
+    upstream = Upstream(host, port, context, host if secure else None, route.via, route.app)
     return upstream, parts.path.rstrip("/")
 
 
@@ -173,6 +188,8 @@ class Enforcer:
     def handle(self, request: Request) -> Forward | Reply:
         state = self.state
         head = request.head
+        if head.method == "CONNECT":
+            return self._tunnel(request)
         target = state.targets.get(head.host)
         if target is None:
             return _NOT_FOUND
@@ -225,6 +242,43 @@ class Enforcer:
             return self._step_up(request, target, done)
         return _denied(decision, done)
 
+    def _tunnel(self, request: Request) -> Forward | Reply:
+        """CONNECT to a TCP app's hostname: the same decision as a web request, made once for
+        the connection and asked again whenever the policy changes (`still_allowed`)."""
+        state = self.state
+        head = request.head
+        target = state.tcp_targets.get(head.host)
+        if target is None:
+            return _NOT_FOUND
+        token = _bearer(head.headers)
+        clock = self.clock()
+        claims = self._verify(state, token, target.app.name, clock) if token else None
+        if token is None or claims is None or _revoked(state.snapshot, claims):
+            return _PROXY_AUTH
+        now = datetime.fromtimestamp(clock, UTC)
+        ctx = RequestContext(
+            user=claims.username,
+            app=target.app,
+            now=now,
+            source_ip=self._address(request.client),
+            groups=frozenset(claims.groups),
+            principal=PrincipalKind.SERVICE
+            if claims.principal_kind == "service"
+            else PrincipalKind.USER,
+            method="CONNECT",
+            path="/",
+            mfa_time=claims.mfa_time,
+            auth_time=claims.auth_time,
+        )
+        version = state.snapshot.policy_version
+        decision = state.compiled.decide(ctx)
+        part = self._lines.part(ctx, decision, policy_version=version)
+        done = self._recorder(ctx, decision, version, request, now, part)
+        if decision.effect is Effect.ALLOW:
+            upstream = replace(target.upstream, principal=claims.username)
+            return Forward(upstream, done=done, still_allowed=self._recheck(token, ctx))
+        return _denied(decision, done)
+
     def _token(self, headers: tuple[tuple[bytes, bytes], ...]) -> str | None:
         """The session cookie from the first Cookie header that names it. What each header
         holds is remembered by its bytes, so the same token text (and its hash, which the
@@ -258,8 +312,13 @@ class Enforcer:
 
         def still_allowed() -> bool:
             state = self.state
-            target = state.targets.get(ctx.app.name) or next(
-                (t for t in state.targets.values() if t.app.name == ctx.app.name), None
+            target = next(
+                (
+                    t
+                    for t in (*state.targets.values(), *state.tcp_targets.values())
+                    if t.app.name == ctx.app.name
+                ),
+                None,
             )
             if target is None:
                 return False  # the app is gone from the snapshot
@@ -386,6 +445,16 @@ def _denied(decision: Decision, done: Callable[[Outcome], None]) -> Reply:
         f"<p>You cannot open this application right now. To fix it:</p><ul>{items}</ul>\n"
     ).encode()
     return Reply(403, body, (HSTS,), done=done)
+
+
+def _bearer(headers: tuple[tuple[bytes, bytes], ...]) -> str | None:
+    """A CONNECT's token: `Proxy-Authorization: Bearer …` (RFC 9110 §11.7.2) or, for
+    clients that cannot set that, `Authorization: Bearer …`."""
+    for wanted in (b"proxy-authorization", b"authorization"):
+        for header, value in headers:
+            if header == wanted and value[:7].lower() == b"bearer ":
+                return value[7:].strip().decode("ascii", "replace")
+    return None
 
 
 def _revoked(snapshot: Snapshot, claims: AccessClaims) -> bool:

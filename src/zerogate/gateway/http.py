@@ -48,7 +48,7 @@ from zerogate.core.http.framing import (
 )
 from zerogate.core.http.paths import PathError, normalise_path
 from zerogate.core.memo import Memo
-from zerogate.gateway.upstream import Pool, Upstream, UpstreamConnection
+from zerogate.gateway.upstream import Pool, Tunnels, Upstream, UpstreamConnection
 
 # Hop-by-hop (RFC 9110 §7.6.1): never forwarded, in either direction.
 HOP_BY_HOP = frozenset(
@@ -85,11 +85,14 @@ IDENTITY_HEADERS = frozenset(
 )
 _REASONS = {
     100: b"Continue",
+    200: b"OK",
     302: b"Found",
+    401: b"Unauthorized",
     400: b"Bad Request",
     403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
+    407: b"Proxy Authentication Required",
     408: b"Request Timeout",
     413: b"Content Too Large",
     414: b"URI Too Long",
@@ -176,12 +179,13 @@ class Gateway:
         loop: asyncio.AbstractEventLoop,
         *,
         before_send: Callable[[], None] = _nothing,  # makes the audit events written so far safe
+        tunnels: Tunnels | None = None,  # connectors' tunnels, for apps routed through them
     ):
         self.handler = handler
         self.options = options
         self.loop = loop
         self.before_send = before_send
-        self.pool = Pool(loop)
+        self.pool = Pool(loop, tunnels=tunnels)
         self.per_client: defaultdict[str, int] = defaultdict(int)
         self.connections: set[ClientConnection] = set()
         self._deferred: list[ClientConnection] = []
@@ -269,6 +273,11 @@ class Gateway:
                 conn.cut(tunnel)
                 cut += 1
         return cut
+
+
+def _upgrades(head: RequestHead) -> bool:
+    """Whether the request's bytes after its head belong to a tunnel, not to HTTP."""
+    return head.upgrade is not None or head.method == "CONNECT"
 
 
 def status_page(status: int, text: str) -> Reply:
@@ -532,7 +541,7 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade as upgrade:
             offset = upgrade.args[0] if upgrade.args else len(data)
             cycle = self.cycles[-1] if self.cycles else None
-            if cycle is None or cycle.head is None or cycle.head.upgrade is None:
+            if cycle is None or cycle.head is None or not _upgrades(cycle.head):
                 self._protocol_error(400, "unexpected upgrade")
                 return
             self.upgraded = cycle
@@ -647,6 +656,9 @@ class ClientConnection(asyncio.Protocol):
             self.answer(cycle, decision)
             return
         cycle.forward = decision
+        if head.method == "CONNECT":
+            self.gateway.loop.create_task(self._open_tunnel(cycle, decision))
+            return
         if head.expect_continue and not cycle.body_done:
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request = self.gateway.upstream_request(head, path, decision, self.peer)
@@ -667,6 +679,26 @@ class ClientConnection(asyncio.Protocol):
             self.gateway.pool.release(upstream)
             return
         cycle.attach(upstream, forward, request)
+
+    async def _open_tunnel(self, cycle: Cycle, forward: Forward) -> None:
+        """CONNECT: a raw connection to the TCP app (through its connector, if it has one),
+        then `200` and bytes both ways until either side closes."""
+        try:
+            upstream = await self.gateway.pool.open_raw(forward.upstream)
+        except (OSError, TimeoutError):
+            if not cycle.finished and not self.closing:
+                self.answer_error(cycle, 502, "the application is not reachable")
+            return
+        if cycle.finished or self.closing:
+            upstream.abort()
+            return
+        cycle.upstream = upstream
+        upstream.exchange = cycle
+        cycle.status = 200
+        cycle.head_sent = True
+        cycle.keep_alive = False
+        self.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        cycle.upstream_upgraded(b"")
 
     def answer(self, cycle: Cycle, reply: Reply) -> None:
         """The gateway answers itself; an unread request body means the connection ends."""

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 import uvloop
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from zerogate.core.policy.snapshot import Snapshot, SnapshotError, verify_snapshot
 from zerogate.gateway.certs import CertificateStore
@@ -33,6 +35,7 @@ from zerogate.gateway.enforce import Enforcer, State, build_state
 from zerogate.gateway.http import Forward, Gateway, Options, Reply, Request, status_page
 from zerogate.gateway.server import listen
 from zerogate.gateway.spool import AsyncShipper, Spool
+from zerogate.gateway.tunnels import TunnelRegistry
 
 log = logging.getLogger("zerogate.gateway")
 LONG_POLL_SECONDS = 25
@@ -57,6 +60,9 @@ class GatewaySettings:
     parent_pid: int | None = None  # exit when this process is gone (`zerogate up`'s child)
     certs_dir: Path | None = None  # admin-supplied NAME.pem + NAME.key pairs, chosen by SNI
     http_port: int | None = None  # plain HTTP here answers with a redirect to HTTPS
+    tunnel_port: int | None = None  # connectors dial in here (mutual TLS); None: no tunnels
+    worker: int = 0  # this process's index among the workers sharing the ports
+    workers: int = 1
 
 
 class SnapshotClient:
@@ -171,8 +177,13 @@ async def run(settings: GatewaySettings) -> None:
     audit = spool.hold_line  # written by the gateway's before_send, before the answer leaves
 
     gateway: Gateway | None = None
+    tunnels = _tunnel_registry(settings, loop)
 
     def take(state: State) -> None:
+        if tunnels is not None:
+            cut_tunnels = tunnels.swap(state.snapshot)
+            if cut_tunnels:
+                log.info("cut %d connector tunnels no longer admitted", cut_tunnels)
         if gateway is not None and guard.enforcer is not None:
             guard.enforcer.swap(state)
             cut = gateway.recheck_tunnels()  # long-lived connections answer to the new policy
@@ -195,9 +206,20 @@ async def run(settings: GatewaySettings) -> None:
             first = await asyncio.wait_for(client.fetch(), FIRST_SNAPSHOT_SECONDS)
             if first is not None:
                 take(first)
-    gateway = Gateway(guard, Options(), loop, before_send=spool.write_through)
+    gateway = Gateway(guard, Options(), loop, before_send=spool.write_through, tunnels=tunnels)
     certificates = CertificateStore(settings.cert_file, settings.key_file, settings.certs_dir)
     server = await listen(gateway, settings.listen_host, settings.port, tls=certificates.listener)
+    tunnel_server: asyncio.Server | None = None
+    if tunnels is not None and settings.tunnel_port:
+        tunnel_server = await loop.create_server(
+            tunnels.protocol,
+            settings.listen_host,
+            settings.tunnel_port,
+            ssl=_tunnel_tls(settings),
+            reuse_port=True,
+            ssl_handshake_timeout=10.0,
+        )
+        log.info("connector tunnels on %s:%d", settings.listen_host, settings.tunnel_port)
     plain: Gateway | None = None
     plain_server: asyncio.Server | None = None
     if settings.http_port:
@@ -240,12 +262,43 @@ async def run(settings: GatewaySettings) -> None:
         reloading.cancel()
         server.close()
         gateway.close()
+        if tunnel_server is not None and tunnels is not None:
+            tunnel_server.close()
+            tunnels.close()
         if plain_server is not None and plain is not None:
             plain_server.close()
             plain.close()
         await client.close()
         await shipper.stop()
         spool.close()
+
+
+def _tunnel_registry(
+    settings: GatewaySettings, loop: asyncio.AbstractEventLoop
+) -> TunnelRegistry | None:
+    """Connectors' tunnels, signed for with this gateway's TLS key (what connectors verify)."""
+    if not settings.tunnel_port:
+        return None
+    key = serialization.load_pem_private_key(settings.key_file.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{settings.key_file}: connector tunnels need an ECDSA key")
+    return TunnelRegistry(
+        loop,
+        gateway=settings.name,
+        signing_key=key,
+        worker=settings.worker,
+        workers=settings.workers,
+    )
+
+
+def _tunnel_tls(settings: GatewaySettings) -> ssl.SSLContext:
+    """TLS 1.3 only, and a client certificate from our CA required (which one: `admit`)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(settings.cert_file, settings.key_file)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cafile=str(settings.ca_file))
+    return context
 
 
 def serve(settings: GatewaySettings) -> None:

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from asyncio import sslproto
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 import httptools
 
 MAX_IDLE_PER_UPSTREAM = 64
+P = TypeVar("P", bound=asyncio.BaseProtocol)
 IDLE_SECONDS = 30.0
 
 
@@ -35,6 +38,22 @@ class Upstream:
     port: int
     tls: ssl.SSLContext | None = None
     server_hostname: str | None = None  # SNI and verification name when `tls` is set
+    via: str | None = None  # the connector group that reaches it; None: dial directly
+    app: str = ""  # the app it belongs to (named in a connector's grant)
+    principal: str = ""  # who a raw (CONNECT) connection is for; named in the grant
+
+
+class Tunnels(Protocol):
+    """Where streams through connectors come from (`tunnels.TunnelRegistry`)."""
+
+    async def connect(
+        self,
+        group: str,
+        app: str,
+        target: str,
+        principal: str,
+        factory: Callable[[], P],
+    ) -> P: ...
 
 
 class Exchange(Protocol):
@@ -266,9 +285,15 @@ def _close_delimited(status: int, headers: list[tuple[bytes, bytes]], head: bool
 class Pool:
     """Idle keep-alive connections per upstream, newest first (warm sockets, fewer timeouts)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        connect_timeout: float = 5.0,
+        tunnels: Tunnels | None = None,
+    ) -> None:
         self.loop = loop
         self.connect_timeout = connect_timeout
+        self.tunnels = tunnels
         self._idle: defaultdict[Upstream, deque[UpstreamConnection]] = defaultdict(deque)
 
     def take_idle(self, upstream: Upstream) -> UpstreamConnection | None:
@@ -284,6 +309,8 @@ class Pool:
         return self.take_idle(upstream) or await self._connect(upstream)
 
     async def _connect(self, upstream: Upstream) -> UpstreamConnection:
+        if upstream.via is not None:
+            return await self._through_connector(upstream, upstream.via)
         connecting = self.loop.create_connection(
             lambda: UpstreamConnection(self, upstream),
             upstream.host,
@@ -292,6 +319,40 @@ class Pool:
             server_hostname=upstream.server_hostname if upstream.tls else None,
         )
         _, conn = await asyncio.wait_for(connecting, self.connect_timeout)
+        return conn
+
+    async def _through_connector(self, upstream: Upstream, group: str) -> UpstreamConnection:
+        if self.tunnels is None:
+            raise ConnectionError("this gateway holds no connector tunnels")
+        target = f"{upstream.host}:{upstream.port}"
+        # The principal is "" for pooled HTTP: each request on it was decided already.
+        if upstream.tls is None:
+            return await self.tunnels.connect(
+                group,
+                upstream.app,
+                target,
+                upstream.principal,
+                lambda: UpstreamConnection(self, upstream),
+            )
+        # TLS to the app itself, inside the stream: uvloop's start_tls takes only its own
+        # sockets, so asyncio's TLS protocol sits between the stream and the connection.
+        conn = UpstreamConnection(self, upstream)
+        handshake: asyncio.Future[None] = self.loop.create_future()
+        layer = sslproto.SSLProtocol(
+            self.loop,
+            conn,
+            upstream.tls,
+            handshake,
+            server_hostname=upstream.server_hostname,
+        )
+        await self.tunnels.connect(group, upstream.app, target, upstream.principal, lambda: layer)
+        await asyncio.wait_for(handshake, self.connect_timeout)
+        return conn
+
+    async def open_raw(self, upstream: Upstream) -> UpstreamConnection:
+        """A new connection for a byte tunnel (CONNECT): never pooled, never HTTP."""
+        conn = await self._connect(upstream)
+        conn.tunnel = True
         return conn
 
     def release(self, conn: UpstreamConnection) -> None:

@@ -30,7 +30,7 @@ def supervise(count: int, argv: Sequence[str]) -> int:
         stopping = True
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    workers = {index: _spawn(index, argv) for index in range(count)}
+    workers = {index: _spawn(index, count, argv) for index in range(count)}
     try:
         while not stopping:
             time.sleep(0.2)
@@ -40,7 +40,7 @@ def supervise(count: int, argv: Sequence[str]) -> int:
                         "gateway worker %d exited (%s); restarting", index, process.returncode
                     )
                     time.sleep(RESTART_DELAY)
-                    workers[index] = _spawn(index, argv)
+                    workers[index] = _spawn(index, count, argv)
     finally:
         for process in workers.values():
             if process.poll() is None:
@@ -55,7 +55,8 @@ def supervise(count: int, argv: Sequence[str]) -> int:
     return 0
 
 
-def _spawn(index: int, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+def _spawn(index: int, count: int, argv: Sequence[str]) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "zerogate", "gateway", *argv]
-    command += ["--workers", "1", "--worker-index", str(index), "--exit-with-parent"]
+    command += ["--workers", "1", "--worker-index", str(index), "--worker-count", str(count)]
+    command += ["--exit-with-parent"]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL)

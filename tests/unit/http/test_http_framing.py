@@ -156,9 +156,40 @@ def test_method_not_a_token_is_400(method: bytes) -> None:
     assert refused(method=method).status == 400
 
 
-@pytest.mark.parametrize("method", [b"CONNECT", b"TRACE", b"connect", b"Trace"])
-def test_connect_and_trace_are_405(method: bytes) -> None:
+@pytest.mark.parametrize("method", [b"TRACE", b"connect", b"Trace", b"Connect"])
+def test_trace_and_lower_case_connect_are_405(method: bytes) -> None:
     assert refused(method=method).status == 405
+
+
+# --- CONNECT, to a TCP app's own hostname ------------------------------------------------
+
+
+def test_connect_to_the_named_host() -> None:
+    head = check(
+        [(b"Host", b"db.example:5432"), (b"Proxy-Authorization", b"Bearer t")],
+        method=b"CONNECT",
+        target=b"db.example:5432",
+    )
+    assert (head.method, head.host, head.port, head.path) == ("CONNECT", "db.example", 5432, "/")
+    assert head.framing is BodyFraming.NONE and not head.keep_alive
+    assert (b"proxy-authorization", b"Bearer t") in head.headers
+
+
+@pytest.mark.parametrize(
+    ("target", "headers"),
+    [
+        (b"/", [(b"Host", b"db.example:5432")]),  # origin-form
+        (b"db.example", [(b"Host", b"db.example")]),  # no port
+        (b"db.example:5432", [(b"Host", b"other.example:5432")]),  # Host names another
+        (b"db.example:5432", [(b"Host", b"db.example:5433")]),
+        (b"db.example:5432", [(b"Host", b"db.example:5432"), (b"Content-Length", b"5")]),
+        (b"db.example:5432", [(b"Host", b"db.example:5432"), (b"Transfer-Encoding", b"chunked")]),
+        (b"db.example:5432", [(b"Host", b"db.example:5432"), (b"Host", b"db.example:5432")]),
+        (b"http://db.example:5432/", [(b"Host", b"db.example:5432")]),
+    ],
+)
+def test_connect_refusals(target: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    assert refused(headers, method=b"CONNECT", target=target).status == 400
 
 
 @pytest.mark.parametrize("method", [b"POST", b"PURGE", b"PROPFIND", b"M-SEARCH", b"get"])

@@ -9,12 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from zerogate.core.tunnel.opening import (
+    Hello,
     OpenError,
     OpeningReader,
     OpeningViolation,
     OpenReply,
     decode_reply,
     decode_request,
+    encode_hello,
     encode_reply,
     encode_request,
 )
@@ -64,3 +66,14 @@ def test_unknown_error_code_and_oversize() -> None:
         decode_reply(b'{"ok": false, "error": "nope"}')
     with pytest.raises(OpeningViolation, match="too long"):
         OpeningReader().feed(struct.pack(">H", 9000))
+
+
+def test_hello_round_trip_and_limits() -> None:
+    body, _ = _read(encode_hello(Hello("gw-1", 1, 4)), [])
+    assert decode_request(body) == Hello("gw-1", 1, 4)
+    for bad in (Hello("gw", 4, 4), Hello("gw", -1, 2), Hello("gw", 0, 300)):
+        body, _ = _read(encode_hello(bad), [])
+        with pytest.raises(OpeningViolation):
+            decode_request(body)
+    with pytest.raises(OpeningViolation):
+        decode_request(b'{"hello": {"gateway": "g", "worker": true, "workers": 2}}')

@@ -40,7 +40,8 @@ _DEFAULT_PORT = {"http": 80, "https": 443}
 _KNOWN_CODINGS = frozenset(
     {"chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress", "identity"}
 )
-# Tunnels out of the gateway (CONNECT) and reflected headers (TRACE) are never offered.
+# Reflected headers (TRACE) are never offered; CONNECT only as exactly "CONNECT", to a TCP
+# app's own hostname (see `_connect_head`): never a tunnel to anywhere else.
 _REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
 # The headers whose meaning is checked here, gathered by name in the one pass over the head.
 _FRAMING_HEADERS = frozenset(
@@ -98,6 +99,8 @@ def check_request_head(
         raise HttpViolation(505, "HTTP version not supported")
     http10 = http_version == "1.0"
     _check_limits(headers, limits)
+    if method == b"CONNECT" and not http10:
+        return _connect_head(target, headers, limits)
     name = _check_method(method)
     path, query, named = _split_target(name, target, limits)
     cleaned, gathered = _clean_headers(headers)
@@ -117,6 +120,38 @@ def check_request_head(
         keep_alive="close" not in connection and (not http10 or "keep-alive" in connection),
         expect_continue=_expect_continue(gathered.get(b"expect", ()), http10),
         upgrade=None if http10 or "upgrade" not in connection else _upgrade(gathered),
+        headers=cleaned,
+    )
+
+
+def _connect_head(
+    target: bytes, headers: Sequence[tuple[bytes, bytes]], limits: Limits
+) -> RequestHead:
+    """CONNECT host:port (RFC 9110 §9.3.6): the authority-form target must be what Host
+    says, and the request has no content (a body would be the tunnel's first bytes)."""
+    if len(target) > limits.max_target_length or not _TARGET.fullmatch(target):
+        raise HttpViolation(400, "invalid request target")
+    try:
+        named = _parse_authority(target.decode("ascii"))
+    except HttpViolation:
+        raise HttpViolation(400, "CONNECT needs an authority-form target (host:port)") from None
+    cleaned, gathered = _clean_headers(headers)
+    host = _host(gathered, http10=False)
+    if named[1] is None or named != host:
+        raise HttpViolation(400, "CONNECT target and Host differ")
+    if gathered.get(b"content-length") or gathered.get(b"transfer-encoding"):
+        raise HttpViolation(400, "a CONNECT request has no content")
+    return RequestHead(
+        method="CONNECT",
+        path="/",
+        query="",
+        host=host[0],
+        port=host[1],
+        framing=BodyFraming.NONE,
+        content_length=None,
+        keep_alive=False,  # the connection becomes the tunnel
+        expect_continue=False,
+        upgrade=None,
         headers=cleaned,
     )
 

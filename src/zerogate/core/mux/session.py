@@ -24,7 +24,9 @@ in one WindowUpdate per half window, so a slow consumer stalls only its own stre
 A stream we reset, or one that has fully closed, is forgotten; the peer may still have
 frames for it on the wire, so frames for a forgotten id (one we have seen before: ours below
 `_next_id`, the peer's up to `_highest_remote`) are dropped, as yamux does. A frame for an id
-never used is a protocol error.
+never used is a protocol error. The peer's SYNs may arrive slightly out of order (HashiCorp's
+yamux allocates ids before it takes the send lock), so the ids it skipped just below its
+highest one stay open for a late SYN: `_remote_gaps`, at most `_MAX_GAPS` of them.
 
 Invariants
 ----------
@@ -36,7 +38,7 @@ Invariants
 3. A stream is in `_streams` exactly while it is neither CLOSED nor RESET; its state changes
    only through `TRANSITIONS`.
 4. Stream ids are never reused: ours rise by two from 1 (client) or 2 (server); a peer SYN
-   must carry its parity and an id above every id it used before.
+   must carry its parity and an id it never used: above its highest, or a recent gap.
 5. Nothing the peer sends raises out of `receive_data`: it ends the session with
    `SessionEnded(PROTOCOL_ERROR, reason)` and queues GoAway(PROTOCOL_ERROR). Once `closed`,
    input is ignored, no event follows `SessionEnded`, and `_streams` is empty.
@@ -77,6 +79,7 @@ from zerogate.core.mux.frames import (
 )
 
 _MAX_PINGS = 64  # unanswered pings remembered; older ones are forgotten
+_MAX_GAPS = 128  # skipped peer ids below its highest that may still open late
 
 
 class MuxError(Exception):
@@ -172,7 +175,9 @@ class MuxSession:
         self._threshold = max(1, config.initial_window // 2)
         self._streams: dict[int, _Stream] = {}
         self._next_id = 1 if client else 2
-        self._highest_remote = 0
+        self._highest_remote = 0 if client else -1  # the peer's first id is this + 2
+        self._remote_gaps: set[int] = set()
+        self._gap_order: deque[int] = deque()  # the gaps, oldest first (claimed ones linger)
         self._unaccepted = 0  # peer-opened streams still owed an ACK
         self._events: deque[MuxEvent] = deque()
         self._out = bytearray()
@@ -388,9 +393,7 @@ class MuxSession:
     def _on_syn(self, stream_id: int) -> _Stream | None:
         if stream_id % 2 == self._next_id % 2:
             raise _Violation("SYN with a stream id of our parity")
-        if stream_id <= self._highest_remote:
-            raise _Violation("SYN reuses a stream id")
-        self._highest_remote = stream_id
+        self._claim_remote_id(stream_id)
         full = len(self._streams) >= self._config.max_streams
         if full or self.going_away or self._unaccepted >= self._config.accept_backlog:
             self._queue(Frame.window_update(stream_id, Flag.RST))  # refuse, not an error
@@ -483,7 +486,21 @@ class MuxSession:
     def _was_used(self, stream_id: int) -> bool:
         if stream_id % 2 == self._next_id % 2:
             return 0 < stream_id < self._next_id
-        return 0 < stream_id <= self._highest_remote
+        return 0 < stream_id <= self._highest_remote and stream_id not in self._remote_gaps
+
+    def _claim_remote_id(self, stream_id: int) -> None:
+        if stream_id in self._remote_gaps:
+            self._remote_gaps.discard(stream_id)
+            return
+        if stream_id <= self._highest_remote:
+            raise _Violation("SYN reuses a stream id")
+        floor = stream_id - 2 * _MAX_GAPS  # gaps further back count as used
+        skipped = range(max(self._highest_remote + 2, floor), stream_id, 2)
+        self._remote_gaps.update(skipped)
+        self._gap_order.extend(skipped)
+        while self._gap_order and self._gap_order[0] < floor:
+            self._remote_gaps.discard(self._gap_order.popleft())
+        self._highest_remote = stream_id
 
     def _stream(self, stream_id: int) -> _Stream:
         self._check_usable()

@@ -34,6 +34,19 @@ class OpeningViolation(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Hello:
+    """The gateway's first stream on a new tunnel: which of its worker processes took it.
+
+    Worker processes share the tunnel port, so a connector keeps dialling until it holds a
+    tunnel to each of the `workers`; every worker can then reach it.
+    """
+
+    gateway: str
+    worker: int
+    workers: int
+
+
+@dataclass(frozen=True, slots=True)
 class OpenReply:
     ok: bool
     error: OpenError | None = None
@@ -49,6 +62,12 @@ def _frame(message: dict[str, object]) -> bytes:
 
 def encode_request(grant: str) -> bytes:
     return _frame({"grant": grant})
+
+
+def encode_hello(hello: Hello) -> bytes:
+    return _frame(
+        {"hello": {"gateway": hello.gateway, "worker": hello.worker, "workers": hello.workers}}
+    )
 
 
 def encode_reply(reply: OpenReply) -> bytes:
@@ -79,12 +98,29 @@ class OpeningReader:
         return body, rest
 
 
-def decode_request(body: bytes) -> str:
+def decode_request(body: bytes) -> str | Hello:
+    """The grant of an open request, or the gateway's hello."""
     data = _object(body)
+    if data.keys() == {"hello"}:
+        return _hello(data["hello"])
     grant = data.get("grant")
     if data.keys() != {"grant"} or not isinstance(grant, str):
         raise OpeningViolation('an open request is {"grant": string}')
     return grant
+
+
+def _hello(data: object) -> Hello:
+    if not isinstance(data, dict) or data.keys() != {"gateway", "worker", "workers"}:
+        raise OpeningViolation("a hello names the gateway, its worker and how many it has")
+    gateway, worker, workers = data["gateway"], data["worker"], data["workers"]
+    if (
+        not isinstance(gateway, str)
+        or type(worker) is not int
+        or type(workers) is not int
+        or not 0 <= worker < workers <= 256
+    ):
+        raise OpeningViolation("a hello's worker must be below its count of workers (<= 256)")
+    return Hello(gateway[:200], worker, workers)
 
 
 def decode_reply(body: bytes) -> OpenReply:
