@@ -105,7 +105,10 @@ def connect_tcp(
 
 
 class EchoServer:
-    """A TCP echo service on a thread (a real socket server, for tests on loopback)."""
+    """A TCP echo service on a thread (a real socket server, for tests on loopback). It speaks
+    first, as SSH, SMTP and MySQL servers do: a greeting line, then the echo."""
+
+    GREETING = b"echo ready\n"
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.server = socketserver.ThreadingTCPServer((host, 0), _Echo)
@@ -124,5 +127,6 @@ class EchoServer:
 
 class _Echo(socketserver.BaseRequestHandler):
     def handle(self) -> None:
+        self.request.sendall(EchoServer.GREETING)
         while data := self.request.recv(65536):
             self.request.sendall(data)

@@ -250,6 +250,10 @@ def test_tcp_app_through_a_connector_with_connect(
                         raise
                     time.sleep(0.2)
             with sock:
+                greeting = b""
+                while len(greeting) < len(EchoServer.GREETING):  # the service speaks first
+                    greeting += sock.recv(100)
+                assert greeting == EchoServer.GREETING
                 payload = bytes(range(256)) * 4096  # 1 MiB, both ways at once
                 sender = threading.Thread(target=sock.sendall, args=(payload,))
                 sender.start()

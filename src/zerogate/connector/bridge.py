@@ -59,6 +59,24 @@ class TargetSide(asyncio.Protocol):
     def __init__(self, stream: MuxStream) -> None:
         self.stream = stream
         self.transport: asyncio.Transport | None = None
+        # Until the open reply is out, a target that speaks first is held back.
+        self.started = False
+        self._early: list[bytes] = []
+        self._eof = False
+        self._lost: tuple[Exception | None] | None = None
+
+    def begin(self) -> None:
+        """The open reply is written: the target's bytes may follow it."""
+        self.started = True
+        for data in self._early:
+            self.stream.write(data)
+        self._early.clear()
+        if self._eof:
+            self.stream.write_eof()
+        if self._lost is not None:
+            self.connection_lost(self._lost[0])
+        elif self.transport is not None:
+            self.transport.resume_reading()
 
     def itself(self) -> TargetSide:
         return self  # the protocol factory `create_connection` asks for
@@ -67,13 +85,24 @@ class TargetSide(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if not self.started:
+            self._early.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
         self.stream.write(data)
 
     def eof_received(self) -> bool | None:
+        if not self.started:
+            self._eof = True
+            return True
         self.stream.write_eof()
         return True  # the other direction may still flow
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.started:
+            self._lost = (exc,)
+            return
         if exc is None:
             self.stream.close()
         else:
@@ -224,6 +253,8 @@ class Bridge(asyncio.Protocol):
         if self._peer_eof and target.transport.can_write_eof():
             target.transport.write_eof()
         self.stream.resume_reading()
+        target.begin()
+        target.begin()
 
     def _refuse(self, error: OpenError, detail: str, grant: Grant | None) -> None:
         assert self.stream is not None

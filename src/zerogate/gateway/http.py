@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
@@ -83,6 +84,7 @@ IDENTITY_HEADERS = frozenset(
         b"remote-user",
     }
 )
+log = logging.getLogger("zerogate.gateway")
 _REASONS = {
     100: b"Continue",
     200: b"OK",
@@ -685,7 +687,8 @@ class ClientConnection(asyncio.Protocol):
         then `200` and bytes both ways until either side closes."""
         try:
             upstream = await self.gateway.pool.open_raw(forward.upstream)
-        except (OSError, TimeoutError):
+        except (OSError, TimeoutError) as exc:
+            log.warning("CONNECT to %s failed: %s", forward.upstream.app, exc or type(exc).__name__)
             if not cycle.finished and not self.closing:
                 self.answer_error(cycle, 502, "the application is not reachable")
             return
@@ -693,12 +696,12 @@ class ClientConnection(asyncio.Protocol):
             upstream.abort()
             return
         cycle.upstream = upstream
-        upstream.exchange = cycle
         cycle.status = 200
         cycle.head_sent = True
         cycle.keep_alive = False
         self.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         cycle.upstream_upgraded(b"")
+        upstream.start_tunnel(cycle)  # what the app said first follows the 200
 
     def answer(self, cycle: Cycle, reply: Reply) -> None:
         """The gateway answers itself; an unread request body means the connection ends."""

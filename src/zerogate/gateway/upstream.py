@@ -81,7 +81,7 @@ class Exchange(Protocol):
 
 
 class UpstreamConnection(asyncio.Protocol):
-    def __init__(self, pool: Pool, upstream: Upstream) -> None:
+    def __init__(self, pool: Pool, upstream: Upstream, *, tunnel: bool = False) -> None:
         self.pool = pool
         self.upstream = upstream
         self.transport: asyncio.Transport | None = None
@@ -89,7 +89,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_request = False
         self.write_paused = False
         self.closed = False
-        self.tunnel = False
+        self.tunnel = tunnel  # raw bytes both ways (an upgrade, or CONNECT from the start)
+        self._early: list[bytes] = []  # a tunnel's bytes that came before its exchange did
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
@@ -111,6 +112,10 @@ class UpstreamConnection(asyncio.Protocol):
         if self.tunnel:
             if self.exchange is not None:
                 self.exchange.tunnel_data(data)
+            else:  # a server that speaks first: hold its bytes until the client is there
+                self._early.append(data)
+                if self.transport is not None:
+                    self.transport.pause_reading()
             return
         # Whatever this read makes the exchange write to its client (a small response's head,
         # body and end) is gathered and written once, when the read is handled.
@@ -189,6 +194,18 @@ class UpstreamConnection(asyncio.Protocol):
             self._finish(reusable=self._parser.should_keep_alive() and not self._until_close)
 
     # --- used by the client side ------------------------------------------------------------
+
+    def start_tunnel(self, exchange: Exchange) -> None:
+        """Give a raw connection (CONNECT) its client: what came early first, then the rest."""
+        self.exchange = exchange
+        for data in self._early:
+            exchange.tunnel_data(data)
+        self._early.clear()
+        if self.closed:
+            self.exchange = None
+            exchange.upstream_failed("closed")
+        elif self.transport is not None:
+            self.transport.resume_reading()
 
     def start(self, exchange: Exchange, *, head_request: bool) -> None:
         self._idle_since = None  # busy: a running idle timer fires into nothing
@@ -308,11 +325,11 @@ class Pool:
     async def acquire(self, upstream: Upstream) -> UpstreamConnection:
         return self.take_idle(upstream) or await self._connect(upstream)
 
-    async def _connect(self, upstream: Upstream) -> UpstreamConnection:
+    async def _connect(self, upstream: Upstream, *, tunnel: bool = False) -> UpstreamConnection:
         if upstream.via is not None:
-            return await self._through_connector(upstream, upstream.via)
+            return await self._through_connector(upstream, upstream.via, tunnel)
         connecting = self.loop.create_connection(
-            lambda: UpstreamConnection(self, upstream),
+            lambda: UpstreamConnection(self, upstream, tunnel=tunnel),
             upstream.host,
             upstream.port,
             ssl=upstream.tls,
@@ -321,7 +338,9 @@ class Pool:
         _, conn = await asyncio.wait_for(connecting, self.connect_timeout)
         return conn
 
-    async def _through_connector(self, upstream: Upstream, group: str) -> UpstreamConnection:
+    async def _through_connector(
+        self, upstream: Upstream, group: str, tunnel: bool
+    ) -> UpstreamConnection:
         if self.tunnels is None:
             raise ConnectionError("this gateway holds no connector tunnels")
         target = f"{upstream.host}:{upstream.port}"
@@ -332,11 +351,11 @@ class Pool:
                 upstream.app,
                 target,
                 upstream.principal,
-                lambda: UpstreamConnection(self, upstream),
+                lambda: UpstreamConnection(self, upstream, tunnel=tunnel),
             )
         # TLS to the app itself, inside the stream: uvloop's start_tls takes only its own
         # sockets, so asyncio's TLS protocol sits between the stream and the connection.
-        conn = UpstreamConnection(self, upstream)
+        conn = UpstreamConnection(self, upstream, tunnel=tunnel)
         handshake: asyncio.Future[None] = self.loop.create_future()
         layer = sslproto.SSLProtocol(
             self.loop,
@@ -351,9 +370,7 @@ class Pool:
 
     async def open_raw(self, upstream: Upstream) -> UpstreamConnection:
         """A new connection for a byte tunnel (CONNECT): never pooled, never HTTP."""
-        conn = await self._connect(upstream)
-        conn.tunnel = True
-        return conn
+        return await self._connect(upstream, tunnel=True)
 
     def release(self, conn: UpstreamConnection) -> None:
         idle = self._idle[conn.upstream]
