@@ -8,8 +8,10 @@ import ssl
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography import x509
 
+from zerogate.connector.identity import EnrollmentError, load_or_enroll, renew_if_due
 from zerogate.pki import CertKind, generate_private_key, kind_of, make_csr, private_key_pem
 from zgproc import Running, admin
 
@@ -111,3 +113,30 @@ def test_enroll_renew_report_and_revoke(up: Running, tmp_path: Path) -> None:
         ).json()
     assert len(rejected) == 6
     assert "zgc_" not in json.dumps(rejected)  # tokens never reach the audit log
+
+
+def test_connector_enrolls_once_then_renews_over_mutual_tls(up: Running, tmp_path: Path) -> None:
+    """`zerogate connector`'s own enrollment and renewal code, against a real control plane."""
+    assert up.token is not None
+    made = admin(up, up.token, "connector", "create", "dc2-a", "--group", "dc2")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.split()[0]
+    state = tmp_path / "state"
+    ca = up.data_dir / "ca.pem"
+    with pytest.raises(EnrollmentError, match="enrollment token"):
+        load_or_enroll(state, up.url, ca, None)
+    with pytest.raises(EnrollmentError, match="refused \\(401\\)"):
+        load_or_enroll(state, up.url, ca, "zgc_wrong")
+    first = load_or_enroll(state, up.url, ca, token)
+    assert (first.name, first.group) == ("dc2-a", "dc2")
+    assert (state / "connector.key").stat().st_mode & 0o077 == 0
+    assert load_or_enroll(state, up.url, ca, None) == first  # stored: no token needed again
+    assert renew_if_due(first, up.url, now=first.not_before) is first  # not due yet
+    before = x509.load_pem_x509_certificate(first.cert_file.read_bytes()).serial_number
+    due = first.not_before + (first.not_after - first.not_before) * 0.7
+    renewed = renew_if_due(first, up.url, now=due)
+    after = x509.load_pem_x509_certificate(renewed.cert_file.read_bytes())  # replaced in place
+    assert renewed.cert_file == first.cert_file and after.serial_number != before
+    assert renewed.not_after >= first.not_after
+    serials = _snapshot_connectors(up)[0]["serials"]
+    assert isinstance(serials, list) and len(serials) == 2  # both live until the old expires
