@@ -4,6 +4,7 @@ thread, and a raw-socket client that sends exactly the bytes a test wrote."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import ssl
@@ -189,8 +190,9 @@ def wait_for_route(ca_file: Path, url: str, seconds: float = 15.0) -> None:
     raise TimeoutError(f"the gateway never routed {url}")
 
 
-def app_token(control_url: str, ca_file: Path, password: str, app: str, back: str) -> str:
-    """Sign in to the portal as admin and take the token `/portal/authorize` hands an app."""
+@contextlib.contextmanager
+def signed_in(control_url: str, ca_file: Path, password: str) -> Iterator[tuple[httpx.Client, str]]:
+    """A portal client signed in as admin, and its CSRF value."""
     trust = ssl.create_default_context(cafile=str(ca_file))
     with httpx.Client(base_url=control_url, verify=trust, follow_redirects=False) as web:
         form = web.get("/portal/login").text
@@ -201,6 +203,12 @@ def app_token(control_url: str, ca_file: Path, password: str, app: str, back: st
             data={"username": "admin", "password": password, "csrf": csrf.group(1)},
         )
         assert signed.status_code == 303, signed.text
+        yield web, csrf.group(1)
+
+
+def app_token(control_url: str, ca_file: Path, password: str, app: str, back: str) -> str:
+    """Sign in to the portal as admin and take the token `/portal/authorize` hands an app."""
+    with signed_in(control_url, ca_file, password) as (web, _):
         sent = web.get("/portal/authorize", params={"app": app, "return": back})
         assert sent.status_code == 303, sent.text
         query = parse_qs(urlsplit(sent.headers["location"]).query)
@@ -209,16 +217,7 @@ def app_token(control_url: str, ca_file: Path, password: str, app: str, back: st
 
 def audience_token(control_url: str, ca_file: Path, password: str, audience: str) -> str:
     """Sign in to the portal as admin and mint a bearer token for `audience` (a TCP app)."""
-    trust = ssl.create_default_context(cafile=str(ca_file))
-    with httpx.Client(base_url=control_url, verify=trust, follow_redirects=False) as web:
-        form = web.get("/portal/login").text
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
-        assert csrf, form
-        signed = web.post(
-            "/portal/login",
-            data={"username": "admin", "password": password, "csrf": csrf.group(1)},
-        )
-        assert signed.status_code == 303, signed.text
-        minted = web.post("/portal/token", data={"audience": audience, "csrf": csrf.group(1)})
+    with signed_in(control_url, ca_file, password) as (web, csrf):
+        minted = web.post("/portal/token", data={"audience": audience, "csrf": csrf})
         assert minted.status_code == 200, minted.text
         return str(minted.json()["access_token"])

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from zerogate.control.tls import client_certificate, device_thumbprint
 from zerogate.core.api_tokens import Scope, parse_token
+from zerogate.core.audit import Outcome
 from zerogate.core.tokens import TokenError, TokenVerifier, jwks
-from zerogate.store import sessions, signing_keys, tokens
+from zerogate.store import audit, sessions, signing_keys, tokens
 from zerogate.store.db import Database
 from zerogate.store.models import utcnow
 
@@ -77,6 +78,19 @@ def authenticated(
     if row is None:
         raise ApiError(401, "invalid, expired or revoked token")
     return Caller(actor=f"token:{row.name}:{row.id}", scope=Scope(row.scope))
+
+
+def refuse(
+    db: Database, request: Request, action: str, status: int, why: str, target: str
+) -> ApiError:
+    """An error for a refused certificate-authenticated call, audited in its own transaction
+    (the request fails, the audit event stays)."""
+    source = request.client.host if request.client else "unknown"
+    with db.transaction() as session:
+        details = {"reason": why, "source": source}
+        record = audit.new_record("anonymous", action, target, details, Outcome.FAILURE)
+        audit.append(session, [record])
+    return ApiError(status, why)
 
 
 def issuer_of(request: Request) -> str:

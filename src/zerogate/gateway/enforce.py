@@ -209,20 +209,7 @@ class Enforcer:
         if remembered is not None:
             ctx, decision, part = remembered
         else:
-            ctx = RequestContext(
-                user=claims.username,
-                app=target.app,
-                now=now,
-                source_ip=self._address(request.client),
-                groups=frozenset(claims.groups),
-                principal=PrincipalKind.SERVICE
-                if claims.principal_kind == "service"
-                else PrincipalKind.USER,
-                method=head.method,
-                path=request.path,
-                mfa_time=claims.mfa_time,
-                auth_time=claims.auth_time,
-            )
+            ctx = self._context(claims, target, now, request, head.method, request.path)
             decision, timeless = state.compiled.decide_once(ctx)
             part = self._lines.part(ctx, decision, policy_version=version)
             if timeless:
@@ -256,20 +243,7 @@ class Enforcer:
         if token is None or claims is None or _revoked(state.snapshot, claims):
             return _PROXY_AUTH
         now = datetime.fromtimestamp(clock, UTC)
-        ctx = RequestContext(
-            user=claims.username,
-            app=target.app,
-            now=now,
-            source_ip=self._address(request.client),
-            groups=frozenset(claims.groups),
-            principal=PrincipalKind.SERVICE
-            if claims.principal_kind == "service"
-            else PrincipalKind.USER,
-            method="CONNECT",
-            path="/",
-            mfa_time=claims.mfa_time,
-            auth_time=claims.auth_time,
-        )
+        ctx = self._context(claims, target, now, request, "CONNECT", "/")
         version = state.snapshot.policy_version
         decision = state.compiled.decide(ctx)
         part = self._lines.part(ctx, decision, policy_version=version)
@@ -278,6 +252,30 @@ class Enforcer:
             upstream = replace(target.upstream, principal=claims.username)
             return Forward(upstream, done=done, still_allowed=self._recheck(token, ctx))
         return _denied(decision, done)
+
+    def _context(
+        self,
+        claims: AccessClaims,
+        target: Target,
+        now: datetime,
+        request: Request,
+        method: str,
+        path: str,
+    ) -> RequestContext:
+        return RequestContext(
+            user=claims.username,
+            app=target.app,
+            now=now,
+            source_ip=self._address(request.client),
+            groups=frozenset(claims.groups),
+            principal=PrincipalKind.SERVICE
+            if claims.principal_kind == "service"
+            else PrincipalKind.USER,
+            method=method,
+            path=path,
+            mfa_time=claims.mfa_time,
+            auth_time=claims.auth_time,
+        )
 
     def _token(self, headers: tuple[tuple[bytes, bytes], ...]) -> str | None:
         """The session cookie from the first Cookie header that names it. What each header

@@ -18,11 +18,11 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from zerogate.control.deps import AdminCaller, AnyCaller, ApiError, DbSession, database
+from zerogate.control.deps import AdminCaller, AnyCaller, ApiError, DbSession, database, refuse
 from zerogate.control.errors import COMMON_RESPONSES, NOT_FOUND
 from zerogate.control.pki_service import PkiService
 from zerogate.control.tls import client_certificate, live_certificate
-from zerogate.core.audit import AuditAction, Outcome
+from zerogate.core.audit import AuditAction
 from zerogate.core.connector_health import GatewayLink, HealthReport
 from zerogate.core.inventory.names import NAME_PATTERN
 from zerogate.pki import CertKind, PkiError
@@ -120,23 +120,16 @@ def _gateways(rows: list[dict[str, object]]) -> list[GatewayStatus]:
     return sorted(seen.values(), key=lambda g: g.gateway)
 
 
-def _refuse(db: Database, request: Request, status: int, why: str, target: str) -> ApiError:
-    # Its own transaction: the request fails, the audit event stays.
-    source = request.client.host if request.client else "unknown"
-    with db.transaction() as session:
-        audit.append(
-            session,
-            [
-                audit.new_record(
-                    "anonymous",
-                    AuditAction.CONNECTOR_REJECTED,
-                    target,
-                    {"reason": why, "source": source},
-                    Outcome.FAILURE,
-                )
-            ],
-        )
-    return ApiError(status, why)
+def _bundle(
+    connector: Connector, pem: str, not_after: datetime, pki: PkiService
+) -> dict[str, object]:
+    return {
+        "connector": connector.name,
+        "group": connector.connector_group.name,
+        "certificate_pem": pem,
+        "ca_pem": pki.ca.cert_pem.decode(),
+        "not_after": not_after,
+    }
 
 
 def _pki(request: Request) -> PkiService:
@@ -238,15 +231,14 @@ def connector_routes(api: APIRouter) -> None:
                     f"connector/{connector.name}",
                     serial=issued.serial,
                 )
-                return {
-                    "connector": connector.name,
-                    "group": connector.connector_group.name,
-                    "certificate_pem": issued.pem,
-                    "ca_pem": pki.ca.cert_pem.decode(),
-                    "not_after": issued.not_after,
-                }
-        raise _refuse(
-            db, request, 401, "the enrollment token is unknown, used or expired", "connector"
+                return _bundle(connector, issued.pem, issued.not_after, pki)
+        raise refuse(
+            db,
+            request,
+            AuditAction.CONNECTOR_REJECTED,
+            401,
+            "the enrollment token is unknown, used or expired",
+            "connector",
         )
 
     @api.post(
@@ -266,14 +258,15 @@ def connector_routes(api: APIRouter) -> None:
                 serial = format(cert.serial_number, "x")
                 issued = pki.renew(session, f"connector:{connector.name}", serial)
                 connector.cert_serial = issued.serial
-                return {
-                    "connector": connector.name,
-                    "group": connector.connector_group.name,
-                    "certificate_pem": issued.pem,
-                    "ca_pem": pki.ca.cert_pem.decode(),
-                    "not_after": issued.not_after,
-                }
-        raise _refuse(db, request, 401, "a live connector certificate is required", "connector")
+                return _bundle(connector, issued.pem, issued.not_after, pki)
+        raise refuse(
+            db,
+            request,
+            AuditAction.CONNECTOR_REJECTED,
+            401,
+            "a live connector certificate is required",
+            "connector",
+        )
 
     @api.post(
         "/connector/health",
@@ -290,4 +283,11 @@ def connector_routes(api: APIRouter) -> None:
             if connector is not None:
                 connectors.record_health(session, connector, body.model_dump(mode="json"), now)
                 return {"connector": connector.name, "received_at": now}
-        raise _refuse(db, request, 401, "a live connector certificate is required", "connector")
+        raise refuse(
+            db,
+            request,
+            AuditAction.CONNECTOR_REJECTED,
+            401,
+            "a live connector certificate is required",
+            "connector",
+        )

@@ -13,14 +13,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
-from zerogate.control.deps import AnyCaller, ApiError, DbSession, database
+from zerogate.control.deps import AnyCaller, DbSession, database, refuse
 from zerogate.control.errors import COMMON_RESPONSES, NOT_FOUND
 from zerogate.control.tls import client_certificate, live_certificate
-from zerogate.core.audit import AuditAction, Outcome
+from zerogate.core.audit import AuditAction
 from zerogate.core.inventory.names import NAME_PATTERN
 from zerogate.core.posture import PostureReport
 from zerogate.pki import CertKind
-from zerogate.store import audit, devices
+from zerogate.store import devices
 from zerogate.store.db import Database
 from zerogate.store.errors import NotFound
 from zerogate.store.models import utcnow
@@ -40,25 +40,6 @@ class PostureOut(BaseModel):
     report: PostureReport | None
     reported_at: datetime | None
     age_seconds: int | None
-
-
-def _refuse(db: Database, request: Request, status: int, why: str, target: str) -> ApiError:
-    # Its own transaction: the request fails, the audit event stays.
-    source = request.client.host if request.client else "unknown"
-    with db.transaction() as session:
-        audit.append(
-            session,
-            [
-                audit.new_record(
-                    "anonymous",
-                    AuditAction.POSTURE_REJECTED,
-                    target,
-                    {"reason": why, "source": source},
-                    Outcome.FAILURE,
-                )
-            ],
-        )
-    return ApiError(status, why)
 
 
 def router() -> APIRouter:
@@ -85,8 +66,22 @@ def router() -> APIRouter:
                 devices.record_posture(session, device, body, certificate=row.serial, now=now)
                 return {"device": device.name, "reported_at": now}
         if named is None:
-            raise _refuse(db, request, 401, "a live device certificate is required", "device")
-        raise _refuse(db, request, 403, "no such device in the inventory", f"device/{named}")
+            raise refuse(
+                db,
+                request,
+                AuditAction.POSTURE_REJECTED,
+                401,
+                "a live device certificate is required",
+                "device",
+            )
+        raise refuse(
+            db,
+            request,
+            AuditAction.POSTURE_REJECTED,
+            403,
+            "no such device in the inventory",
+            f"device/{named}",
+        )
 
     @api.get(
         "/devices/{name}/posture",
