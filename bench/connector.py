@@ -360,6 +360,26 @@ def run(args: argparse.Namespace, tools: Tools, root: Path, servers: contextlib.
         headers = [f"Host: {app}.{DOMAIN}", f"Cookie: __Host-zerogate={minted[app]}"]
         http_rows[label] = wrk(tools, url, args.seconds, headers)
     print_http(http_rows)
+    console.print(
+        f"revocation: the tunnel was cut {revocation_ms(zg, echo_gateway, echo):.0f} ms after the API call"
+    )
+
+
+def revocation_ms(zg: Zerogate, connect: Connect, port: int) -> float:
+    """From `POST /connectors/c1/revoke` returning to the first CONNECT the gateway refuses."""
+    context = ssl.create_default_context(cafile=str(zg.ca))
+    headers = {"authorization": f"Bearer {zg.admin_token}"}
+    with httpx.Client(base_url=f"{zg.url}/api/v1", verify=context, headers=headers) as api:
+        _ok(api.post("/connectors/c1/revoke"), "revoke")
+    revoked = time.perf_counter()
+    while time.perf_counter() - revoked < 10:
+        try:
+            with connect(port):
+                pass
+        except BenchError:
+            return (time.perf_counter() - revoked) * 1000
+        time.sleep(0.005)
+    raise BenchError("the revoked connector still carried streams 10 s later")
 
 
 def print_tcp(rows: dict[str, tuple[float, float, float]]) -> None:
