@@ -150,6 +150,6 @@ def test_ping_measures_rtt() -> None:
             if client.rtt is not None:
                 break
             await asyncio.sleep(0.01)
-        assert client.rtt is not None and 0 < client.rtt < 1
+        assert client.rtt is not None and client.rtt > 0  # measured, not a placeholder
 
     run(scenario)

@@ -50,7 +50,7 @@ class BridgeContext:
     gateway_key: ec.EllipticCurvePublicKey  # from the tunnel's TLS handshake
     on_hello: Callable[[Hello], None]
     draining: Callable[[], bool]
-    counters: dict[str, int] = field(default_factory=lambda: {"refused": 0, "opened": 0})
+    counters: dict[str, int] = field(default_factory=lambda: {"refused": 0})
 
 
 class TargetSide(asyncio.Protocol):
@@ -244,7 +244,6 @@ class Bridge(asyncio.Protocol):
             target.transport.close()
             return
         self.target = target
-        self.context.counters["opened"] += 1
         log.debug("opened %s for %s via %s", grant.target, grant.app, grant.gateway)
         self.stream.write(encode_reply(OpenReply(True)))
         if self._early:

@@ -62,7 +62,7 @@ class Connector:
         self.identity = settings.identity
         self.context = self.identity.client_context()
         self.draining = False
-        self.counters = {"refused": 0, "opened": 0}  # shared by every stream's bridge
+        self.counters = {"refused": 0}  # shared by every stream's bridge
         self.tunnels = [GatewayTunnels(self, address) for address in settings.gateways]
 
     def report(self) -> HealthReport:
@@ -218,20 +218,25 @@ def _peer_key(transport: asyncio.BaseTransport) -> ec.EllipticCurvePublicKey:
     return key
 
 
-async def _health(connector: Connector, stop: asyncio.Event) -> None:
+async def _post_health(connector: Connector) -> None:
     url = f"{connector.settings.control_url}/api/v1/connector/health"
+    try:
+        async with httpx.AsyncClient(verify=connector.context, timeout=10) as client:
+            response = await client.post(url, json=connector.report().model_dump(mode="json"))
+    except (httpx.HTTPError, OSError) as exc:
+        log.warning("health report failed: %s", exc)
+        return
+    if response.status_code != 200:
+        log.warning("health report refused (%d): %s", response.status_code, response.text[:200])
+
+
+async def _health(connector: Connector, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await asyncio.to_thread(connector.renew)
-            async with httpx.AsyncClient(verify=connector.context, timeout=10) as client:
-                body = connector.report().model_dump(mode="json")
-                response = await client.post(url, json=body)
-            if response.status_code != 200:
-                log.warning(
-                    "health report refused (%d): %s", response.status_code, response.text[:200]
-                )
-        except (httpx.HTTPError, EnrollmentError, OSError) as exc:
-            log.warning("health report failed: %s", exc)
+        except (EnrollmentError, OSError) as exc:
+            log.warning("certificate renewal failed: %s", exc)
+        await _post_health(connector)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), connector.settings.health_seconds)
 
@@ -242,6 +247,7 @@ async def _drain(connector: Connector) -> None:
         tunnels.changed.set()
         for link in tunnels.sessions.values():
             link.go_away()
+    await _post_health(connector)  # the admins see it draining
     loop = asyncio.get_running_loop()
     deadline = loop.time() + connector.settings.drain_seconds
     while connector.streams() and loop.time() < deadline:
@@ -264,10 +270,7 @@ async def run(settings: ConnectorSettings) -> None:
     await stop.wait()
     log.info("draining: no new streams, waiting up to %.0f s", settings.drain_seconds)
     await _drain(connector)
-    with contextlib.suppress(httpx.HTTPError, OSError):
-        async with httpx.AsyncClient(verify=connector.context, timeout=5) as client:
-            body = connector.report().model_dump(mode="json")
-            await client.post(f"{settings.control_url}/api/v1/connector/health", json=body)
+    await _post_health(connector)  # its streams, gone
     for task in [*dialers, health]:
         task.cancel()
     for tunnels in connector.tunnels:

@@ -60,7 +60,6 @@ class Tunnel:
     group: str
     serial: str
     link: MuxLink
-    since: float
 
 
 class TunnelLink(MuxLink):
@@ -96,10 +95,7 @@ class Opener(asyncio.Protocol):
         self.stream.write(self.request)
 
     def data_received(self, data: bytes) -> None:
-        if self._reader is None:
-            feed(self.protocol, data)
-            return
-        assert self.stream is not None
+        assert self._reader is not None and self.stream is not None
         try:
             done = self._reader.feed(data)
             if done is None:
@@ -115,7 +111,8 @@ class Opener(asyncio.Protocol):
             self._fail(TunnelRefused(f"the connector refused: {error} ({reply.detail})"))
             self.stream.close()
             return
-        # From here the stream is the real protocol's, as if it had connected a socket.
+        # From here the stream is the real protocol's, as if it had connected a socket: this
+        # read's rest goes to it here, every later piece from the stream (`_deliver`).
         self.stream.set_protocol(self.protocol)
         self.protocol.connection_made(self.stream)
         if done[1]:
@@ -123,24 +120,8 @@ class Opener(asyncio.Protocol):
         if not self.answered.done():
             self.answered.set_result(None)
 
-    def eof_received(self) -> bool | None:
-        if self._reader is None:
-            return self.protocol.eof_received()
-        return None
-
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._reader is None:
-            self.protocol.connection_lost(exc)
-        else:
-            self._fail(ConnectionResetError("the tunnel ended before the connector answered"))
-
-    def pause_writing(self) -> None:
-        if self._reader is None:
-            self.protocol.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self._reader is None:
-            self.protocol.resume_writing()
+        self._fail(ConnectionResetError("the tunnel ended before the connector answered"))
 
     def _fail(self, exc: Exception) -> None:
         if not self.answered.done():
@@ -176,7 +157,7 @@ class TunnelRegistry:
         if name is None or entry is None or serial not in entry.serials:
             log.warning("refused a tunnel from %r: not an admitted connector certificate", name)
             return False
-        tunnel = Tunnel(name, entry.group, serial, link, time.monotonic())
+        tunnel = Tunnel(name, entry.group, serial, link)
         self.tunnels.setdefault(entry.group, []).append(tunnel)
         stream = link.open_stream()
         stream.write(encode_hello(Hello(self.gateway, self.worker, self.workers)))
@@ -215,9 +196,7 @@ class TunnelRegistry:
     # --- the upstream side -----------------------------------------------------------------
 
     def usable(self, group: str) -> list[Tunnel]:
-        return [
-            t for t in self.tunnels.get(group, ()) if t.link.usable and not t.link.peer_going_away
-        ]
+        return [t for t in self.tunnels.get(group, ()) if t.link.usable]
 
     async def connect(
         self, group: str, app: str, target: str, principal: str, factory: Callable[[], P]

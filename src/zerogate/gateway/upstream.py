@@ -28,8 +28,8 @@ from typing import Protocol, TypeVar, cast
 import httptools
 
 MAX_IDLE_PER_UPSTREAM = 64
-P = TypeVar("P", bound=asyncio.BaseProtocol)
 IDLE_SECONDS = 30.0
+P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,29 +343,23 @@ class Pool:
     ) -> UpstreamConnection:
         if self.tunnels is None:
             raise ConnectionError("this gateway holds no connector tunnels")
+        conn = UpstreamConnection(self, upstream, tunnel=tunnel)
+        on_stream: asyncio.BaseProtocol = conn
+        handshake: asyncio.Future[None] | None = None
+        if upstream.tls is not None:
+            # TLS to the app itself, inside the stream: uvloop's start_tls takes only its own
+            # sockets, so asyncio's TLS protocol sits between the stream and the connection.
+            handshake = self.loop.create_future()
+            on_stream = sslproto.SSLProtocol(
+                self.loop, conn, upstream.tls, handshake, server_hostname=upstream.server_hostname
+            )
         target = f"{upstream.host}:{upstream.port}"
         # The principal is "" for pooled HTTP: each request on it was decided already.
-        if upstream.tls is None:
-            return await self.tunnels.connect(
-                group,
-                upstream.app,
-                target,
-                upstream.principal,
-                lambda: UpstreamConnection(self, upstream, tunnel=tunnel),
-            )
-        # TLS to the app itself, inside the stream: uvloop's start_tls takes only its own
-        # sockets, so asyncio's TLS protocol sits between the stream and the connection.
-        conn = UpstreamConnection(self, upstream, tunnel=tunnel)
-        handshake: asyncio.Future[None] = self.loop.create_future()
-        layer = sslproto.SSLProtocol(
-            self.loop,
-            conn,
-            upstream.tls,
-            handshake,
-            server_hostname=upstream.server_hostname,
+        await self.tunnels.connect(
+            group, upstream.app, target, upstream.principal, lambda: on_stream
         )
-        await self.tunnels.connect(group, upstream.app, target, upstream.principal, lambda: layer)
-        await asyncio.wait_for(handshake, self.connect_timeout)
+        if handshake is not None:
+            await asyncio.wait_for(handshake, self.connect_timeout)
         return conn
 
     async def open_raw(self, upstream: Upstream) -> UpstreamConnection:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -71,10 +72,8 @@ class MuxStream(asyncio.Transport):
         self.link = link
         self.stream_id = stream_id
         self.protocol: asyncio.BaseProtocol | None = None
-        self.bytes_in = 0
-        self.bytes_out = 0
         self._pending = bytearray()  # accepted by write(), beyond the send window
-        self._inbox: list[bytes] = []  # received while reading is paused or before a protocol
+        self._inbox: deque[bytes] = deque()  # received while reading is paused or unclaimed
         self._peer_ended = False  # FIN seen (delivered after the inbox)
         self._eof_sent = False
         self._closing = False  # close() or write_eof(): FIN once pending is out
@@ -116,6 +115,11 @@ class MuxStream(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closing or self._lost or not data:
             return
+        if not self._pending:  # the common case: straight to the session, no copy kept
+            taken = self.link.send(self.stream_id, bytes(data))
+            if taken == len(data):
+                return
+            data = memoryview(data)[taken:]
         self._pending += data
         self._pump()
 
@@ -160,7 +164,6 @@ class MuxStream(asyncio.Transport):
         self._deliver()
 
     def received(self, data: bytes) -> None:
-        self.bytes_in += len(data)
         if self._close_requested or self._lost:
             self.link.consumed(self.stream_id, len(data))  # closed for reading: drop it
             return
@@ -181,27 +184,30 @@ class MuxStream(asyncio.Transport):
     # --- inside ------------------------------------------------------------------------------
 
     def _deliver(self) -> None:
+        # The protocol is looked up for every piece: one may hand the stream to another
+        # (`set_protocol`) in the middle, as the gateway's opener does.
+        while self._inbox and not self._read_paused and not self._lost:
+            protocol = self.protocol
+            if not isinstance(protocol, asyncio.Protocol | asyncio.BufferedProtocol):
+                return
+            data = self._inbox.popleft()
+            feed(protocol, data)
+            self.link.consumed(self.stream_id, len(data))
         protocol = self.protocol
         if not isinstance(protocol, asyncio.Protocol | asyncio.BufferedProtocol) or self._lost:
             return
-        while self._inbox and not self._read_paused:
-            data = self._inbox.pop(0)
-            feed(protocol, data)
-            self.link.consumed(self.stream_id, len(data))
         if self._peer_ended and not self._inbox and not self._read_paused:
             self._peer_ended = False
-            keep_open = protocol.eof_received()
-            if not keep_open:
+            if not protocol.eof_received():
                 self.close()
 
     def _pump(self) -> None:
         if self._lost:
             return
-        if self._pending:
-            taken = self.link.send(self.stream_id, bytes(self._pending))
-            if taken:
-                self.bytes_out += taken
-                del self._pending[:taken]
+        room = self.link.send_window(self.stream_id)
+        if self._pending and room:
+            taken = self.link.send(self.stream_id, bytes(self._pending[:room]))
+            del self._pending[:taken]
         self._flow()
         if self._closing and not self._pending and not self._eof_sent:
             self._eof_sent = True
@@ -254,7 +260,6 @@ class MuxLink(asyncio.Protocol):
         self.bytes_in = 0
         self.bytes_out = 0
         self.closed = asyncio.Event()
-        self.peer_going_away = False
         self.end_reason = ""
         self._ping_interval = ping_interval
         self._dead_after = dead_after
@@ -330,6 +335,12 @@ class MuxLink(asyncio.Protocol):
             self._schedule_flush()
         return taken
 
+    def send_window(self, stream_id: int) -> int:
+        try:
+            return self.session.send_window(stream_id)
+        except MuxError:
+            return 0
+
     def consumed(self, stream_id: int, n: int) -> None:
         with contextlib.suppress(MuxError):
             self.session.consumed(stream_id, n)
@@ -380,7 +391,7 @@ class MuxLink(asyncio.Protocol):
             elif isinstance(event, PingAnswered):
                 self.rtt = event.rtt
             elif isinstance(event, GoAwayReceived):
-                self.peer_going_away = True
+                pass  # `usable` is false from now on: the session is going away
             elif isinstance(event, SessionEnded):
                 self.end_reason = event.reason
                 self._flush()

@@ -132,6 +132,11 @@ def _bundle(
     }
 
 
+def _unauthorised(db: Database, request: Request, why: str) -> ApiError:
+    """401 for a connector call without a valid credential, audited as `connector.rejected`."""
+    return refuse(db, request, AuditAction.CONNECTOR_REJECTED, 401, why, "connector")
+
+
 def _pki(request: Request) -> PkiService:
     service: PkiService = request.app.state.pki
     return service
@@ -232,14 +237,7 @@ def connector_routes(api: APIRouter) -> None:
                     serial=issued.serial,
                 )
                 return _bundle(connector, issued.pem, issued.not_after, pki)
-        raise refuse(
-            db,
-            request,
-            AuditAction.CONNECTOR_REJECTED,
-            401,
-            "the enrollment token is unknown, used or expired",
-            "connector",
-        )
+        raise _unauthorised(db, request, "the enrollment token is unknown, used or expired")
 
     @api.post(
         "/connector/renew",
@@ -259,14 +257,7 @@ def connector_routes(api: APIRouter) -> None:
                 issued = pki.renew(session, f"connector:{connector.name}", serial)
                 connector.cert_serial = issued.serial
                 return _bundle(connector, issued.pem, issued.not_after, pki)
-        raise refuse(
-            db,
-            request,
-            AuditAction.CONNECTOR_REJECTED,
-            401,
-            "a live connector certificate is required",
-            "connector",
-        )
+        raise _unauthorised(db, request, "a live connector certificate is required")
 
     @api.post(
         "/connector/health",
@@ -283,11 +274,4 @@ def connector_routes(api: APIRouter) -> None:
             if connector is not None:
                 connectors.record_health(session, connector, body.model_dump(mode="json"), now)
                 return {"connector": connector.name, "received_at": now}
-        raise refuse(
-            db,
-            request,
-            AuditAction.CONNECTOR_REJECTED,
-            401,
-            "a live connector certificate is required",
-            "connector",
-        )
+        raise _unauthorised(db, request, "a live connector certificate is required")
