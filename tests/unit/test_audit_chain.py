@@ -21,6 +21,7 @@ from zerogate.core.audit import (
     canonical,
     canonical_parts,
     chain_hash,
+    encode_details,
     verify_chain,
 )
 
@@ -389,3 +390,36 @@ def test_canonical_is_exactly_json_dumps_of_the_event(
     assert whole == reference == canonical(record)
     assert json.loads(details_json) == json.loads(json.dumps(details))
     assert f'"details":{details_json},'.encode() in whole
+
+
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),  # past 64 bits too
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(),  # non-ASCII, DEL and control characters included
+        st.sampled_from([1e-05, 1e-7, 1.5e16, 0.0001, -0.0, 5e-324, "e-5", "0.00001"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(details=st.dictionaries(st.text(max_size=6), json_values, max_size=5))
+def test_the_fast_details_encoder_writes_exactly_the_json_module_s_text(
+    details: dict[str, object],
+) -> None:
+    """The chain's canonical form is the json module's; orjson, used for speed, must agree."""
+    expected = json.dumps(details, sort_keys=True, separators=(",", ":"), default=str)
+    assert encode_details(details) == expected
+
+
+def test_values_that_are_not_plain_json_are_written_as_before() -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    details: dict[str, object] = {"when": when, "kind": AuditAction.CREATE, "n": (1, 2)}
+    expected = json.dumps(details, sort_keys=True, separators=(",", ":"), default=str)
+    assert encode_details(details) == expected

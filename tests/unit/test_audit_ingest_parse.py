@@ -15,6 +15,8 @@ from zerogate.control.api.audit import (
     IngestBody,
     _fast_event,
     _NotSure,
+    _shallow,
+    _shallow_enough,
     parse_ingest,
 )
 
@@ -149,3 +151,50 @@ def test_an_escaped_surrogate_goes_the_model_s_way() -> None:
     event = {**GOOD, "details": {"note": "\ud83d\ude00"}}  # a valid pair, escaped by dumps
     body = json.dumps({"events": [event]}).encode()
     assert parse_ingest(body) == [e.record() for e in IngestBody.model_validate_json(body).events]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    detail=st.one_of(details, st.just(_nested(MAX_DETAILS_DEPTH + 1))),
+    big=st.integers(min_value=2**63 - 5, max_value=2**70),
+    ascii_only=st.booleans(),
+    spaced=st.booleans(),
+)
+def test_a_whole_body_parses_to_what_the_model_reads(
+    detail: object, big: int, ascii_only: bool, spaced: bool
+) -> None:
+    """orjson reads the body on the fast path: its numbers, strings and refusals must be the
+    model's (an integer past 64 bits would become a float there, so it goes the model's way)."""
+    event = {**GOOD, "details": {"d": detail, "big": big}}
+    body = json.dumps(
+        {"events": [event, GOOD]},
+        ensure_ascii=ascii_only,
+        separators=(", ", ": ") if spaced else (",", ":"),
+    ).encode()
+    try:
+        model = [e.record() for e in IngestBody.model_validate_json(body).events]
+    except ValueError:
+        with pytest.raises(RequestValidationError):
+            parse_ingest(body)
+        return
+    assert parse_ingest(body) == model
+    assert parse_ingest(body)[0].details["big"] == big  # exact, an int
+
+
+def test_a_gateway_s_batch_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Event ids hold long runs of digits (a prefix, then a counter): no false alarm there."""
+
+    def no_model(*_: object) -> object:
+        raise AssertionError("the model was asked")
+
+    events = [{**GOOD, "event_id": f"296bd9d1daa6{n:020d}"} for n in range(3)]
+    body = json.dumps({"events": events}, separators=(",", ":")).encode()
+    monkeypatch.setattr(IngestBody, "model_validate_json", no_model)
+    assert [record.event_id for record in parse_ingest(body)] == [e["event_id"] for e in events]
+
+
+@settings(max_examples=300, deadline=None)
+@given(detail=st.one_of(details, st.integers(0, 40).map(_nested)))
+def test_counting_brackets_decides_depth_as_the_walk_does(detail: object) -> None:
+    value = detail if isinstance(detail, dict) else {"d": detail}
+    assert _shallow_enough(value) == _shallow(value, 0)

@@ -14,6 +14,7 @@ from zerogate.control.app import create_app
 from zerogate.control.bootstrap import ControlPlane
 from zerogate.control.snapshot_feed import SerialWatch
 from zerogate.control.tls import ClientCertProtocol
+from zerogate.gc_tuning import settle_after_startup
 
 
 class _Server(uvicorn.Server):
@@ -71,6 +72,8 @@ def build_server(plane: ControlPlane) -> uvicorn.Server:
 def serve(plane: ControlPlane) -> None:
     """Blocks until SIGINT or SIGTERM, then drains requests and returns (exit status 0)."""
     try:
-        build_server(plane).run()
+        server = build_server(plane)
+        settle_after_startup()
+        server.run()
     finally:
         plane.db.close()

@@ -17,9 +17,12 @@ import enum
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import orjson
 
 GENESIS_HASH = "0" * 64
 
@@ -104,6 +107,43 @@ _ENCODE_CONTAINER: Callable[[object], str] = (
 )
 
 
+# orjson writes the same compact, sorted JSON as `_ENCODE_CONTAINER` an order of magnitude
+# faster (it is most of what storing a gateway's event costs), except where the two spell a
+# value differently: non-ASCII and DEL (orjson writes them raw, the json module escapes them),
+# and small floats (orjson 0.00001 and 1e-7, the json module 1e-05 and 1e-07). Its output is
+# used only when it holds none of those; anything else, and anything but plain JSON values
+# (a datetime, a dataclass, a subclass: `_not_plain` refuses them), takes the json module.
+# A property test holds the two equal.
+_FAST_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+_ONE_DIGIT_EXPONENT = re.compile(rb"e-[0-9](?![0-9])")
+
+
+def _not_plain(value: object) -> object:
+    raise TypeError(type(value).__name__)
+
+
+def encode_details(details: Mapping[str, object]) -> str:
+    """The canonical JSON of an event's details: sorted keys, no spaces, ASCII only."""
+    try:
+        fast = orjson.dumps(details, default=_not_plain, option=_FAST_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is one: not plain JSON, or too deep
+        return _ENCODE_CONTAINER(details)
+    # Byte tests first, each a single C scan; the regular expression only when one may match.
+    if (
+        not fast.isascii()
+        or b"\x7f" in fast
+        or b"0.0000" in fast
+        or (b"e-" in fast and _ONE_DIGIT_EXPONENT.search(fast) is not None)
+    ):
+        return _ENCODE_CONTAINER(details)
+    return fast.decode("ascii")
+
+
 def canonical(record: AuditRecord) -> bytes:
     return canonical_parts(record)[0]
 
@@ -116,7 +156,7 @@ def canonical_parts(record: AuditRecord) -> tuple[bytes, str]:
     keeps that very text in its details column instead of encoding the details again.
     """
     encode = _CANONICAL.encode
-    details = _ENCODE_CONTAINER(record.details)
+    details = encode_details(record.details)
     time = record.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     text = (
         f'{{"action":{encode(record.action)},"actor":{encode(record.actor)},'
