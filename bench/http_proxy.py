@@ -88,6 +88,7 @@ THREADS = 2
 WARMUP_SECONDS = 1
 START_TIMEOUT = 15.0
 AUTHORIZER = Path(__file__).with_name("http_authorizer.py")
+BARE_PROXY = Path(__file__).with_name("bare_proxy.py")
 console = Console(width=None if sys.stdout.isatty() else 100)  # a log or README: not 80
 
 # The zerogate scenario (e): its app, and the organisation around it.
@@ -729,6 +730,27 @@ def start_zerogate(env: Env) -> Running:
     )
 
 
+# --- the reference floor (f) ---------------------------------------------------------------------
+
+
+def start_bare(env: Env) -> Running:
+    """bench/bare_proxy.py with as many processes as the gateway runs (one per core)."""
+    port, workers = free_port(), os.cpu_count() or 1
+    argv = [
+        *(sys.executable, str(BARE_PROXY), "--port", str(port)),
+        *("--upstream", str(env.upstream_port), "--jwk", str(env.scratch / "authz-jwk.json")),
+        *("--cert", str(env.tls.cert), "--key", str(env.tls.key), "--workers", str(workers)),
+    ]
+    proc = spawn_listening(argv, env.scratch / "bare-proxy.log", port)
+
+    def processes() -> dict[str, list[int]]:
+        return {"proxy": process_tree(proc.pid)}
+
+    return Running(
+        port, stopper(proc), ca=env.tls.ca, processes=processes, note=f"{workers} processes"
+    )
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("a", "direct", "wrk straight to the upstream nginx, plain HTTP", start_direct, False),
     Scenario(
@@ -758,6 +780,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         f"`zerogate up` as it starts: control plane + gateway, {ZG_APPS + 1:,} apps, "
         f"{ZG_RULES:,} rules, audit on",
         start_zerogate,
+        auth=True,
+    ),
+    Scenario(
+        "f",
+        "bare Python proxy",
+        "reference, not a peer: bench/bare_proxy.py, uvloop + httptools + TLS, verified-token "
+        "cache, no policy, no audit, no checks; as many processes as (e): the ceiling of (e)'s "
+        "architecture",
+        start_bare,
         auth=True,
     ),
 )
@@ -887,7 +918,7 @@ def run_scenario(env: Env, scenario: Scenario, args: argparse.Namespace, results
 
 def results_table(size: str, results: Results, connections: int) -> Table:
     body = f"{SIZES[size][1]:,} bytes"
-    title = f"HTTP/1.1 on loopback ((a) plain, (b)-(e) TLS), {body} responses, {connections} connections"
+    title = f"HTTP/1.1 on loopback ((a) plain, (b)-(f) TLS), {body} responses, {connections} connections"
     table = Table(title=title)
     for column in ("scenario", "requests/s", "p50", "p99", "vs (b)", "p50 added over (a)"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
@@ -1036,6 +1067,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--quick", action="store_true", help="3 s per measurement")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument(
+        "--only", default="", metavar="KEYS", help="run only these scenarios, e.g. abef"
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration = 3
@@ -1062,7 +1096,8 @@ def run(args: argparse.Namespace, tools: Tools, scratch: Path) -> Results:
             scratch, tools, upstream_port, upstream.pid, authz_port, authorizer.pid, token, tls
         )
         for scenario in SCENARIOS:
-            run_scenario(env, scenario, args, results)
+            if not args.only or scenario.key in args.only:
+                run_scenario(env, scenario, args, results)
     return results
 
 
