@@ -101,6 +101,7 @@ ZG_RULES = 1000  # rules in the policy, `bench`'s one included
 ZG_ADMIN_GROUPS = ("admins", "group-007", "group-042", "group-133")
 ZG_START_TIMEOUT = 60.0
 ZG_READY_TIMEOUT = 30.0  # the gateway polls the snapshot every second
+DRAIN_TIMEOUT = 120.0  # for (e)'s audit events to be stored after a window
 
 Stop = Callable[[], None]
 Processes = Callable[[], dict[str, list[int]]]  # role ("proxy", "side") -> PIDs, read when asked
@@ -157,6 +158,7 @@ class Running:
     refused: tuple[int, ...] = (401, 403)  # what a request without a valid token must get
     processes: Processes = _no_processes
     note: str = ""  # printed once it is checked
+    stored_events: Callable[[], int] | None = None  # (e): access decisions stored so far
 
     @property
     def scheme(self) -> str:
@@ -178,7 +180,18 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx/3xx responses plus socket errors
+    requests: int = 0  # answered in the window
     cores: dict[str, float] = field(default_factory=dict)  # role -> CPU s per wall s
+    drained: Drain | None = None  # (e): the audit events of the window, stored
+
+
+@dataclass(frozen=True)
+class Drain:
+    """(e)'s audit trail after a window: every request's event stored, and what that cost."""
+
+    events: int  # access decisions stored from the window's start until the drain ended
+    seconds: float  # from the window's end until the last of them was stored
+    cpu_us: dict[str, float]  # role -> CPU µs per request, window and drain together
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -727,7 +740,25 @@ def start_zerogate(env: Env) -> Running:
         refused=(302,),
         processes=processes,
         note=f"gateway: {workers}",
+        stored_events=lambda: stored_access_decisions(up),
     )
+
+
+def stored_access_decisions(up: ZerogateUp) -> int:
+    """The newest access decision's sequence number: nothing else is audited meanwhile."""
+    context = ssl.create_default_context(cafile=str(up.ca))
+    response = _ok(
+        httpx.get(
+            f"{up.url}/api/v1/audit/events",
+            params={"limit": 1, "action": "access.decision"},
+            headers={"authorization": f"Bearer {up.admin_token}"},
+            verify=context,
+            timeout=30,
+        ),
+        "read the audit log",
+    )
+    events = response.json()
+    return int(events[0]["seq"]) if events else 0
 
 
 # --- the reference floor (f) ---------------------------------------------------------------------
@@ -850,6 +881,7 @@ _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 _RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
 _PERCENTILE = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_REQUESTS = re.compile(r"^\s*(\d+) requests in", re.MULTILINE)
 _SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 
 
@@ -861,7 +893,14 @@ def parse_wrk(output: str) -> Measurement:
     errors = sum(int(n) for n in _NON_2XX.findall(output))
     for match in _SOCKET_ERRORS.finditer(output):
         errors += sum(int(n) for n in match.groups())
-    return Measurement(float(rate.group(1)), percentiles["50"], percentiles["99"], errors)
+    requests = _REQUESTS.search(output)
+    return Measurement(
+        float(rate.group(1)),
+        percentiles["50"],
+        percentiles["99"],
+        errors,
+        int(requests.group(1)) if requests else 0,
+    )
 
 
 def run_wrk(argv: list[str], seconds: int) -> Measurement:
@@ -877,16 +916,41 @@ def measure(env: Env, running: Running, path: str, args: argparse.Namespace) -> 
         f"{name}: {value}" for name, value in _headers(running, running.token or env.token).items()
     ]
     run_wrk(wrk_argv(env.tools.wrk, url, WARMUP_SECONDS, args.connections, headers), WARMUP_SECONDS)
+    counted = running.stored_events
+    first = wait_stored(counted, None) if counted else 0  # the warm-up's events, stored
     roles = running.processes() | {"upstream": process_tree(env.upstream_pid)}
     before = {role: cpu_seconds(pids) for role, pids in roles.items()}
     wrk_before, started = _children_cpu(), time.monotonic()
     result = run_wrk(
         wrk_argv(env.tools.wrk, url, args.duration, args.connections, headers), args.duration
     )
-    wall = time.monotonic() - started
+    ended = time.monotonic()
+    wall = ended - started
     cores = {role: (cpu_seconds(pids) - before[role]) / wall for role, pids in roles.items()}
     cores["wrk"] = (_children_cpu() - wrk_before) / wall
-    return replace(result, cores=cores)
+    drained = None
+    if counted:
+        stored = wait_stored(counted, first + result.requests) - first
+        seconds = time.monotonic() - ended
+        cpu_us = {
+            role: (cpu_seconds(pids) - before[role]) / max(result.requests, 1) * 1e6
+            for role, pids in roles.items()
+        }
+        drained = Drain(stored, seconds, cpu_us)
+    return replace(result, cores=cores, drained=drained)
+
+
+def wait_stored(count: Callable[[], int], at_least: int | None) -> int:
+    """The control plane's count of stored access decisions once it reaches `at_least` and
+    stops growing (requests cut at the window's end add a few events of their own)."""
+    deadline, last = time.monotonic() + DRAIN_TIMEOUT, -1
+    while time.monotonic() < deadline:
+        now = count()
+        if now == last and (at_least is None or now >= at_least):
+            return now
+        last = now
+        time.sleep(0.5)
+    raise BenchError(f"(e) the audit trail did not drain in {DRAIN_TIMEOUT:.0f} s ({last} stored)")
 
 
 Results = dict[tuple[str, str], Measurement | None]  # (scenario key, size) -> None: not run
@@ -971,6 +1035,21 @@ def cpu_table(size: str, results: Results) -> Table:
             f"({scenario.key}) {scenario.label}", *cells, f"{sum(result.cores.values()):.2f}"
         )
     return table
+
+
+def audit_lines(size: str, results: Results) -> list[str]:
+    """(e) is not done when wrk stops: its audit events are still being shipped and stored.
+    So the run waits for the last of them, and counts the CPU of window and drain together."""
+    result = results.get(("e", size))
+    if result is None or result.drained is None:
+        return []
+    drained, cpu = result.drained, result.drained.cpu_us
+    return [
+        f"(e) audit: {drained.events:,} access decisions stored for {result.requests:,} answered "
+        f"requests, the last {drained.seconds:.1f} s after the window; CPU per request, window "
+        f"and drain: gateway {cpu.get('proxy', 0):.0f} µs, control plane {cpu.get('side', 0):.0f} "
+        f"µs, upstream {cpu.get('upstream', 0):.0f} µs"
+    ]
 
 
 def error_lines(size: str, results: Results) -> list[str]:
@@ -1114,7 +1193,8 @@ def main() -> None:
     for size in SIZES:
         console.print()
         console.print(results_table(size, results, args.connections))
-        for line in [*error_lines(size, results), targets_line(size, results)]:
+        lines = [*error_lines(size, results), *audit_lines(size, results)]
+        for line in [*lines, targets_line(size, results)]:
             console.print(line)
         console.print(cpu_table(size, results))
 
