@@ -15,8 +15,15 @@ measures, one scenario at a time, each after a 1 s warm-up:
   (e) the zerogate gateway of a real `zerogate up` (control plane + gateway, auditing on),
       holding 1,001 apps, 201 groups and a 1,000-rule policy; the cookie is the token the
       portal issued to the signed-in `admin`, as a browser would hold it.
+  (f) a reference, not a peer: `bench/bare_proxy.py`, the least a uvloop + httptools TLS proxy
+      with a verified-token cache can do (no policy, no audit, no checks), in as many
+      processes as (e): the ceiling of (e)'s architecture on this machine.
 
-TLS. The zerogate gateway speaks only HTTPS, so (b)-(e) all terminate TLS (wrk negotiates
+After each of (e)'s windows the run waits until the control plane has stored the window's
+audit events, and prints the CPU per request of window and drain together: the control plane
+keeps storing after wrk stops, which the cores busy during the window do not count.
+
+TLS. The zerogate gateway speaks only HTTPS, so (b)-(f) all terminate TLS (wrk negotiates
 TLS 1.3 with each; (b)-(d) use a P-256 certificate for 127.0.0.1 and *.zerogate.localhost
 from a throwaway CA, (e) the P-256 certificate `zerogate up` issues itself); (a) stays plain
 HTTP, the baseline of added latency, so "p50 added over (a)" includes the TLS record layer.
@@ -37,7 +44,7 @@ Targets (issue): zerogate (e) at least 1.5x the requests/s of (c) and at least 7
 adding under 1 ms to the p50 latency of (a) at 64 connections.
 
 Run: `make bench-http` (installs wrk, nginx and Caddy first) or
-`.venv/bin/python bench/http_proxy.py [--quick | --duration S] [--connections N]`.
+`.venv/bin/python bench/http_proxy.py [--quick | --duration S] [--connections N] [--only KEYS]`.
 """
 
 from __future__ import annotations
@@ -1101,12 +1108,12 @@ def print_header(tools: Tools, args: argparse.Namespace, token: str) -> None:
     template = wrk_argv("wrk", "URL", args.duration, args.connections, ["Cookie: COOKIE=TOKEN"])
     console.print(f"load: {shlex.join(template)}  after a {WARMUP_SECONDS} s warm-up")
     console.print(
-        "      URL = http://127.0.0.1:PORT/small|/64k for (a), https://... for (b)-(e);\n"
+        "      URL = http://127.0.0.1:PORT/small|/64k for (a), https://... for (b)-(f);\n"
         f"      (a)-(d): {COOKIE}=<ES256 JWT, {len(token)} characters>; (e): {ZG_COOKIE}=<the\n"
         f"      token the portal issued to admin for app {ZG_APP}> and Host: {ZG_HOST}"
     )
     console.print(
-        "TLS: (b)-(e) terminate TLS (P-256 certificates; the cipher each negotiated is shown\n"
+        "TLS: (b)-(f) terminate TLS (P-256 certificates; the cipher each negotiated is shown\n"
         "     when it is checked); (a) is plain HTTP; every upstream hop is plain HTTP"
     )
     console.print(f"machine: {os.cpu_count()} cores ({_cpu_model()}), {platform.platform()}")
