@@ -423,3 +423,19 @@ def test_values_that_are_not_plain_json_are_written_as_before() -> None:
     details: dict[str, object] = {"when": when, "kind": AuditAction.CREATE, "n": (1, 2)}
     expected = json.dumps(details, sort_keys=True, separators=(",", ":"), default=str)
     assert encode_details(details) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    when=st.datetimes(
+        min_value=datetime(1, 1, 2),  # a day in: any offset must stay within datetime's range
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5)), timezone(-timedelta(hours=9, minutes=30))]
+        ),
+    )
+)
+def test_the_canonical_time_is_the_strftime_it_always_was(when: datetime) -> None:
+    record = dataclasses.replace(make_record(1), time=when)
+    expected = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert f'"time":"{expected}"'.encode() in canonical(record)

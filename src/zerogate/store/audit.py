@@ -144,16 +144,8 @@ def _sqlite_time(when: datetime) -> str:
     """What `UtcDateTime` stores on SQLite: UTC, no offset, always six fractional digits."""
     if when.tzinfo is None:
         raise ValueError("naive datetime given to the store")
-    t = when.astimezone(UTC)
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - years below 1000 too
-        t.year,
-        t.month,
-        t.day,
-        t.hour,
-        t.minute,
-        t.second,
-        t.microsecond,
-    )
+    # isoformat pads every year to four digits, as the SQLite DateTime type does.
+    return when.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
 
 
 def ingest(session: Session, records: Sequence[AuditRecord]) -> int:
