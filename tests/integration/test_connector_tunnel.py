@@ -253,15 +253,18 @@ def test_tcp_app_through_a_connector_with_connect(
                 while len(greeting) < len(EchoServer.GREETING):  # the service speaks first
                     greeting += sock.recv(100)
                 assert greeting == EchoServer.GREETING
-                payload = bytes(range(256)) * 4096  # 1 MiB, both ways at once
-                sender = threading.Thread(target=sock.sendall, args=(payload,))
-                sender.start()
-                got = bytearray()
+                # 1 MiB, both ways at once: up to 128 KiB in flight. From one thread: an SSL
+                # socket must not be read and written by two threads at the same time (OpenSSL
+                # objects are not thread-safe; doing so broke the records now and then).
+                payload = bytes(range(256)) * 4096
+                got, sent, piece, in_flight = bytearray(), 0, 16384, 131072
                 while len(got) < len(payload):
+                    while sent < len(payload) and sent - len(got) < in_flight:
+                        sock.sendall(payload[sent : sent + piece])
+                        sent += piece
                     chunk = sock.recv(65536)
                     assert chunk, "the tunnel closed early"
                     got += chunk
-                sender.join(10)
                 assert bytes(got) == payload
             events = admin(up, up.token, "audit", "list", "--action", "access.decision", "--json")
             assert events.returncode == 0, events.stderr
