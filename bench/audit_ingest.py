@@ -5,8 +5,8 @@ the event line a gateway writes for an allowed request (copied from a real gatew
 with its own event id), go through `parse_ingest` (the ingest endpoint's body parser) and
 `store.audit.ingest` (dedupe by event id, hash chain, insert, commit) on a fresh SQLite
 database made by the real migrations. It prints µs per event for each half, best of
-`--rounds` runs of `--batches` batches, with the cycle collector as the servers set it
-(`gc_tuning.settle_after_startup`) and, for comparison, as CPython starts.
+`--rounds` runs of `--batches` batches, with the cycle collector as the control plane sets it
+(`heap.settle`) and, for comparison, as CPython starts.
 
 Run: `.venv/bin/python bench/audit_ingest.py [--batches N] [--rounds N]`.
 """
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from zerogate.control.api.audit import parse_ingest
-from zerogate.gc_tuning import settle_after_startup
+from zerogate.heap import settle
 from zerogate.store import audit
 from zerogate.store.db import open_database
 
@@ -113,9 +113,9 @@ def main() -> None:
         f"{platform.python_implementation()} {platform.python_version()}"
     )
     results = {}
-    for setting in ("CPython's default", "as the servers run"):
-        if setting == "as the servers run":
-            settle_after_startup()
+    for setting in ("CPython's default", "as the control plane runs"):
+        if setting == "as the control plane runs":
+            settle()
         best = (float("inf"), float("inf"))
         for round_ in range(args.rounds):
             batches = bodies(args.batches, round_ * args.batches * BATCH)
@@ -124,9 +124,9 @@ def main() -> None:
             if parse + store < sum(best):
                 best = (parse, store)
         results[setting] = best
-    print(f"{'collector':<20} {'parse µs':>9} {'store µs':>9} {'total µs':>9}")
+    print(f"{'collector':<26} {'parse µs':>9} {'store µs':>9} {'total µs':>9}")
     for setting, (parse, store) in results.items():
-        print(f"{setting:<20} {parse * 1e6:9.1f} {store * 1e6:9.1f} {(parse + store) * 1e6:9.1f}")
+        print(f"{setting:<26} {parse * 1e6:9.1f} {store * 1e6:9.1f} {(parse + store) * 1e6:9.1f}")
     gc.unfreeze()
 
 

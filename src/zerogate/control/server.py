@@ -14,7 +14,7 @@ from zerogate.control.app import create_app
 from zerogate.control.bootstrap import ControlPlane
 from zerogate.control.snapshot_feed import SerialWatch
 from zerogate.control.tls import ClientCertProtocol
-from zerogate.gc_tuning import settle_after_startup
+from zerogate.heap import settle
 
 
 class _Server(uvicorn.Server):
@@ -73,7 +73,7 @@ def serve(plane: ControlPlane) -> None:
     """Blocks until SIGINT or SIGTERM, then drains requests and returns (exit status 0)."""
     try:
         server = build_server(plane)
-        settle_after_startup()
+        settle()  # after the app is built: what exists now lives as long as the server
         server.run()
     finally:
         plane.db.close()

@@ -36,7 +36,6 @@ from zerogate.gateway.http import Forward, Gateway, Options, Reply, Request, sta
 from zerogate.gateway.server import listen
 from zerogate.gateway.spool import AsyncShipper, Spool
 from zerogate.gateway.tunnels import TunnelRegistry
-from zerogate.gc_tuning import settle_after_startup
 
 log = logging.getLogger("zerogate.gateway")
 LONG_POLL_SECONDS = 25
@@ -303,5 +302,4 @@ def _tunnel_tls(settings: GatewaySettings) -> ssl.SSLContext:
 
 
 def serve(settings: GatewaySettings) -> None:
-    settle_after_startup()
     uvloop.run(run(settings))

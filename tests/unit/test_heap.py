@@ -1,4 +1,4 @@
-"""The servers' collector settings: start-up objects frozen, the young generation larger."""
+"""The control plane's collector settings: start-up objects frozen, the young generation larger."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from zerogate.gc_tuning import YOUNG_THRESHOLD, settle_after_startup
+from zerogate.heap import YOUNG_THRESHOLD, settle
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def restored_gc() -> Iterator[None]:
 @pytest.mark.usefixtures("restored_gc")
 def test_settling_freezes_what_lives_and_collects_the_young_less_often() -> None:
     kept = [object() for _ in range(10)]
-    settle_after_startup()
+    settle()
     assert gc.get_freeze_count() > len(kept)
     assert gc.get_threshold()[0] == YOUNG_THRESHOLD
     assert gc.isenabled()  # cycles are still collected
