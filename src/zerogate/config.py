@@ -85,6 +85,8 @@ class Settings(BaseModel):
     gateway_workers: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=256)] = 0
     gateway_certs_dir: Path | None = None  # admin-supplied NAME.pem + NAME.key, by SNI
     gateway_tunnel_port: Port | None = 8445  # connectors dial in here (mutual TLS)
+    # Unconfirmed audit events (MB) at which the gateway refuses requests; 0: until disk full.
+    gateway_audit_spool_max_mb: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 4096
     public_hostnames: tuple[str, ...] = ("localhost",)
     app_domain: str = "zerogate.localhost"
     ca_key: SecretStr | None = None

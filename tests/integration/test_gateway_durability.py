@@ -4,6 +4,7 @@ client saw answered has its audit event in the control plane, and none is there 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -199,3 +200,105 @@ def test_fail_static_while_the_control_plane_is_away_then_fail_closed(
     finally:
         stale.terminate()
         stale.wait(15)
+
+
+def _used_kib(where: Path) -> int:
+    usage = shutil.disk_usage(where)
+    return usage.used // 1024
+
+
+def _mount_tmpfs(where: Path, size: str) -> None:
+    where.mkdir(parents=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)], check=True
+    )
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("mount") is None,
+    reason="needs root and mount(8) to give the spool a small disk of its own (tmpfs)",
+)
+def test_a_full_disk_fails_closed_and_loses_no_answered_event(
+    up: Running, grafana: None, tmp_path: Path
+) -> None:
+    """The spool's disk fills up under load: requests are refused (503) or cut, never answered
+    unrecorded; once there is room again the gateway carries on by itself, and every answer
+    a client saw has its event in the control plane, once."""
+    assert up.admin_password is not None
+    port, data = free_port(), tmp_path / "gateway"
+    spool = data / "spool"
+    _mount_tmpfs(spool, "96k")  # room for about a hundred events
+    gateway = start_gateway(up, port, data)
+    try:
+        wait_for_port(port)
+        ca = up.data_dir / "ca.pem"
+        wait_for_route(ca, f"https://{HOST}:{port}/")
+        token = app_token(up.url, ca, up.admin_password, "grafana", f"https://{HOST}:{port}/")
+        trust = ssl.create_default_context(cafile=str(ca))
+        headers = {"host": HOST, "cookie": f"__Host-zerogate={token}"}
+        answered: list[int] = []
+        refused: list[str] = []
+        cut = 0
+        n = 0
+
+        def load(until: int, refusals: int, seconds: float) -> None:
+            nonlocal cut, n
+            deadline = time.monotonic() + seconds
+            with httpx.Client(verify=trust, headers=headers, timeout=5) as client:
+                while time.monotonic() < deadline:
+                    n += 1
+                    try:
+                        response = client.get(f"https://127.0.0.1:{port}/echo/{n}")
+                    except httpx.HTTPError:
+                        cut += 1  # no answer: fine, as long as it is not a lost event
+                        continue
+                    if response.status_code == 200:
+                        answered.append(n)
+                    else:
+                        assert response.status_code == 503, response.text
+                        assert response.headers["retry-after"] == "5"
+                        refused.append(response.text)
+                    if len(answered) >= until and len(refused) >= refusals:
+                        return
+
+        load(until=1, refusals=20, seconds=60)
+        assert len(refused) >= 20, f"never refused ({len(answered)} answered, {cut} cut)"
+        assert "cannot record audit events" in refused[0]
+        assert gateway.poll() is None, "the gateway died when its disk filled"
+        print(f"disk full: {len(answered)} answered, {len(refused)} refused, {cut} cut")
+
+        subprocess.run(["mount", "-o", "remount,size=16m", str(spool)], check=True)
+        before = len(answered)
+        load(until=before + 50, refusals=0, seconds=30)
+        assert len(answered) >= before + 50, "the gateway did not recover when room came back"
+
+        # Full again, and this time killed while it is: what it held in memory dies with it,
+        # and none of that may be an answer a client saw.
+        subprocess.run(["mount", "-o", f"remount,size={_used_kib(spool) + 64}k", str(spool)])
+        refused.clear()
+        load(until=0, refusals=20, seconds=60)
+        assert len(refused) >= 20, "the second filling was never refused"
+        gateway.send_signal(signal.SIGKILL)
+        gateway.wait(10)
+        subprocess.run(["mount", "-o", "remount,size=16m", str(spool)], check=True)
+        gateway = start_gateway(up, port, data)
+        wait_for_port(port)
+        before = len(answered)
+        load(until=before + 50, refusals=0, seconds=30)
+        assert len(answered) >= before + 50, "the restarted gateway answered too little"
+
+        expected = {f"/echo/{n}" for n in answered}
+        deadline = time.monotonic() + 30
+        while True:
+            found = recorded_paths(up)
+            if expected <= set(found) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        missing = sorted(expected - set(found), key=lambda p: int(p.rsplit("/", 1)[1]))
+        assert not missing, f"{len(missing)} answered requests have no audit event: {missing[:10]}"
+        twice = {path: count for path, count in found.items() if count > 1}
+        assert not twice, f"stored more than once: {twice}"
+    finally:
+        gateway.terminate()
+        gateway.wait(15)
+        subprocess.run(["umount", "--lazy", str(spool)], check=False)

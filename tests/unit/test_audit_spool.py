@@ -427,19 +427,87 @@ def test_held_lines_reach_the_file_together_at_write_through(tmp_path: Path) -> 
         assert segment.read_bytes().count(b"\n") == 5
 
 
-def test_a_failed_write_through_keeps_the_lines(tmp_path: Path) -> None:
+def test_a_failed_write_through_keeps_the_lines_and_refuses_until_a_write_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     with Spool(tmp_path / "spool") as spool:
         spool.hold_line(json.dumps(to_json(record(1))).encode() + b"\n")
         good_fd = spool._fd
         spool._fd = os.open(os.devnull, os.O_RDONLY)  # writes fail with EBADF
         try:
-            spool.write_through()  # logged, never raised: the answer must still leave
+            assert spool.write_through() is False  # never raised: the caller cuts the answers
+            assert not spool.accepting
+            assert spool.refusal == "the audit spool cannot be written"
+            spool.hold_line(json.dumps(to_json(record(2))).encode() + b"\n")
+            assert spool.write_through() is False  # too soon to try the disk again
         finally:
             os.close(spool._fd)
             spool._fd = good_fd
-        spool.write_through()
-        assert ids(read_all(spool)) == [] and spool.flush() == 1
-        assert ids(read_all(spool)) == [1]
+        assert [r.levelname for r in caplog.records] == ["ERROR"]  # logged once, not per try
+        monkeypatch.setattr("zerogate.gateway.spool._RETRY_SECONDS", 0.0)
+        spool._retry_at = 0.0
+        spool.refused = 7
+        assert spool.write_through() is True
+        assert spool.accepting and spool.refusal is None
+        assert "accepting requests again (7 refused meanwhile)" in caplog.text
+        assert ids(read_all(spool)) == [] and spool.flush() == 2
+        assert ids(read_all(spool)) == [1, 2]
+
+
+def line(n: int) -> bytes:
+    return json.dumps(to_json(record(n))).encode() + b"\n"
+
+
+def test_the_backlog_counts_what_is_not_confirmed_across_segments(tmp_path: Path) -> None:
+    size = len(line(10))
+    with Spool(tmp_path / "spool", segment_bytes=3 * size) as spool:
+        assert spool.backlog_bytes() == 0
+        for n in range(10, 17):
+            spool.append_line(line(n))
+            spool.flush()  # rolls after every third line
+        assert len(segment_files(tmp_path / "spool")) == 3
+        assert spool.backlog_bytes() == 7 * size
+        spool.hold_line(line(17))
+        assert spool.backlog_bytes() == 8 * size  # held in memory counts too
+        spool.flush()
+        _, cursor = spool.read_unshipped(4)
+        spool.mark_shipped(cursor)
+        assert spool.backlog_bytes() == 4 * size
+        assert len(segment_files(tmp_path / "spool")) == 2  # the first is gone, and counted so
+    with Spool(tmp_path / "spool", segment_bytes=3 * size) as reopened:
+        assert reopened.backlog_bytes() == 4 * size  # measured again from the files
+
+
+def test_a_full_backlog_refuses_until_it_drains_below_ninety_percent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    size = len(line(10))
+    limit = 10 * size
+    with Spool(tmp_path / "spool", max_bytes=limit) as spool:
+        for n in range(10, 15):
+            spool.append_line(line(n))
+        spool.flush()
+        assert spool.accepting
+        assert "not yet taken by the control plane (the limit is" in caplog.text  # half: warned
+        for n in range(15, 20):
+            spool.append_line(line(n))
+        assert spool.accepting  # measured at the flush, not at every append
+        spool.flush()
+        assert not spool.accepting and spool.refusal == "the audit spool is full"
+        assert "refusing requests until it drains" in caplog.text
+
+        _, cursor = spool.read_unshipped(1)
+        spool.mark_shipped(cursor)  # 90 % of the limit: still refused, no flapping at the edge
+        assert not spool.accepting
+        _, cursor = spool.read_unshipped(1)
+        spool.mark_shipped(cursor)  # 80 %
+        assert spool.accepting
+        assert "accepting requests again" in caplog.text
+
+    with Spool(tmp_path / "spool", max_bytes=5 * size) as small:
+        assert not small.accepting  # a backlog left by the last run counts from the start
+    with Spool(tmp_path / "spool", max_bytes=None) as unlimited:
+        assert unlimited.accepting
 
 
 @pytest.mark.parametrize("chunk", [7, 100, 1 << 20])

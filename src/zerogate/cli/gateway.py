@@ -56,6 +56,15 @@ def gateway(
         int | None,
         typer.Option(min=1, max=65535, help="Port where connectors dial in (mutual TLS)."),
     ] = None,
+    audit_spool_max_mb: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Audit events not yet taken by the control plane (MB, all workers together) "
+            "at which requests are refused rather than served unrecorded; 0: until the disk "
+            "is full.",
+        ),
+    ] = 4096,
     worker_index: Annotated[int | None, typer.Option(hidden=True)] = None,
     worker_count: Annotated[int, typer.Option(hidden=True, min=1, max=256)] = 1,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
@@ -89,6 +98,8 @@ def gateway(
         tunnel_port=tunnel_port,
         worker=worker_index or 0,
         workers=worker_count if worker_index is not None else 1,
+        # Each worker spools on its own: the limit is shared out evenly between them.
+        spool_max_bytes=(audit_spool_max_mb << 20) // worker_count if audit_spool_max_mb else None,
     )
     serve(settings)
 

@@ -120,6 +120,7 @@ def _start_gateway(plane: bootstrap.ControlPlane) -> subprocess.Popen[bytes] | N
         "--name", "local",
         "--log-level", settings.log_level,
         "--workers", str(settings.gateway_workers),
+        "--audit-spool-max-mb", str(settings.gateway_audit_spool_max_mb),
         "--exit-with-parent",
     ]  # fmt: skip
     if settings.gateway_http_port:

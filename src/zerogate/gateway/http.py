@@ -24,7 +24,10 @@ Theory of operation:
   (`Gateway.defer`), after one call of `before_send`: the audit spool writes the events of
   all of them to the kernel in one system call, before any of their bytes reach a client.
   Every other write to a client calls `before_send` first too, so no answer ever leaves
-  before its audit event is safe from a crash of the process.
+  before its audit event is safe from a crash of the process. When `before_send` cannot make
+  them safe (the spool's disk is full), a connection with an event reported since it was
+  last sent to (`unsent_event`) is cut instead: a client never sees an answer whose event
+  could still be lost. The gateway's refusals, which have no event, still leave.
 """
 
 from __future__ import annotations
@@ -167,8 +170,8 @@ class Reply:
 Handler = Callable[[Request], Forward | Reply]
 
 
-def _nothing() -> None:
-    return None
+def _nothing() -> bool:
+    return True
 
 
 class Gateway:
@@ -180,7 +183,8 @@ class Gateway:
         options: Options,
         loop: asyncio.AbstractEventLoop,
         *,
-        before_send: Callable[[], None] = _nothing,  # makes the audit events written so far safe
+        # Makes the audit events written so far safe from a crash; False if it could not.
+        before_send: Callable[[], bool] = _nothing,
         tunnels: Tunnels | None = None,  # connectors' tunnels, for apps routed through them
     ):
         self.handler = handler
@@ -247,9 +251,12 @@ class Gateway:
 
     def _send_deferred(self) -> None:
         conns, self._deferred = self._deferred, []
-        self.before_send()  # once for every answer of the round
+        safe = self.before_send()  # once for every answer of the round
         for conn in conns:
-            conn.send_held(audited=True)
+            if safe or not conn.unsent_event:  # an answer without an event may leave anyway
+                conn.send_held(audited=True)
+            else:
+                conn.cut_unaudited()
 
     def protocol(self) -> ClientConnection:
         return ClientConnection(self)
@@ -513,6 +520,7 @@ class ClientConnection(asyncio.Protocol):
         self._deferred = False  # `_held` waits for the end of the event loop's round
         self.held_upstream: UpstreamConnection | None = None
         self.receiving = False
+        self.unsent_event = False  # an audit event reported since this client was last sent to
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -773,6 +781,7 @@ class ClientConnection(asyncio.Protocol):
             time.monotonic() - cycle.started,
             error,
         )
+        self.unsent_event = True  # this client may not see more until `before_send` succeeds
         with contextlib.suppress(Exception):  # auditing must not take the connection down
             done(outcome)
 
@@ -805,8 +814,10 @@ class ClientConnection(asyncio.Protocol):
         (`audited`: `before_send` has just run)."""
         if not chunks or self.transport is None or self.transport.is_closing():
             return
-        if not audited:
-            self.gateway.before_send()
+        if not audited and not self.gateway.before_send() and self.unsent_event:
+            self.cut_unaudited()
+            return
+        self.unsent_event = False
         if len(chunks) == 1:
             self.transport.write(chunks[0])
         elif sum(map(len, chunks)) <= _JOIN_LIMIT:
@@ -872,6 +883,20 @@ class ClientConnection(asyncio.Protocol):
         if cycle is not None:
             self.finish(cycle, error="access revoked", cut=True)
         elif self.transport is not None:
+            self.transport.abort()
+
+    def cut_unaudited(self) -> None:
+        """End the connection without sending what waits: audit events could not be made
+        safe, and an answer seen by the client must never be one whose event could be lost.
+        The events stay held by the spool and are written once it can."""
+        self._held, self._deferred = None, False
+        self.closing = True
+        self._disarm()
+        for cycle in self.cycles:
+            cycle.abandon()
+            self.report(cycle, "cut: the audit spool could not record it")
+        self.cycles.clear()
+        if self.transport is not None:
             self.transport.abort()
 
     def _protocol_error(self, status: int, reason: str) -> None:

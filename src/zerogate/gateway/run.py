@@ -42,6 +42,14 @@ LONG_POLL_SECONDS = 25
 CERT_RELOAD_SECONDS = 5.0
 FIRST_SNAPSHOT_SECONDS = 10.0
 _UNAVAILABLE = status_page(503, "The gateway has no current policy; try again shortly.")
+_UNRECORDED = Reply(
+    503,
+    status_page(
+        503, "The gateway cannot record audit events just now, so it lets nothing through; "
+        "try again shortly.",
+    ).body,
+    ((b"retry-after", b"5"),),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,9 @@ class GatewaySettings:
     tunnel_port: int | None = None  # connectors dial in here (mutual TLS); None: no tunnels
     worker: int = 0  # this process's index among the workers sharing the ports
     workers: int = 1
+    # Events not yet confirmed by the control plane at which requests are refused (fail
+    # closed rather than serve unrecorded); None: only a full disk stops it.
+    spool_max_bytes: int | None = 4 << 30
 
 
 class SnapshotClient:
@@ -131,15 +142,23 @@ def _issued(snapshot: Snapshot) -> float:
 
 
 class Guard:
-    """The handler the listener calls: the enforcer, or 503 while there is no fresh policy."""
+    """The handler the listener calls: the enforcer, or 503 while there is no fresh policy
+    or while the audit spool cannot take events (nothing is let through that could not be
+    recorded; no decision is made, so these answers have no audit event of their own, and
+    the spool logs how many there were)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spool: Spool | None = None) -> None:
         self.enforcer: Enforcer | None = None
+        self.spool = spool
 
     def __call__(self, request: Request) -> Forward | Reply:
         enforcer = self.enforcer
         if enforcer is None:
             return _UNAVAILABLE
+        spool = self.spool
+        if spool is not None and not spool.accepting:
+            spool.refused += 1
+            return _UNRECORDED
         return enforcer.handle(request)
 
 
@@ -169,8 +188,8 @@ async def run(settings: GatewaySettings) -> None:
     loop = asyncio.get_running_loop()
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     client = SnapshotClient(settings)
-    guard = Guard()
-    spool = Spool(settings.data_dir / "spool")
+    spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
+    guard = Guard(spool)
     trust = ssl.create_default_context(cafile=str(settings.ca_file))
     shipper = AsyncShipper(spool, settings.control_url, settings.token, trust)
     shipper.start(loop)

@@ -24,6 +24,11 @@ Invariants:
    open; an unreadable line elsewhere is skipped and counted, never fatal.
 4. One process per directory: an exclusive `flock` on `lock`, released by the kernel when
    the process dies, however it dies. Gateway worker processes each need their own directory.
+5. `accepting` is False while events cannot be written (disk full, I/O error) or while the
+   backlog the control plane has not confirmed is at `max_bytes`; the gateway then refuses
+   new requests (fail closed) instead of serving what it could not record. The backlog is
+   measured at every flush and every confirmation; accepting resumes below 90 % of the
+   limit, so the gateway does not flap at its edge.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import random
 import re
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +64,9 @@ INGEST_PATH: Final = "/api/v1/audit/events"
 _SEGMENT_NAME: Final = re.compile(r"^(\d{12})\.log$")
 _CURSOR_FILE: Final = "shipped"
 _LOCK_FILE: Final = "lock"
+_RESUME_BELOW: Final = 0.9  # of max_bytes: where a full spool accepts again
+_RETRY_SECONDS: Final = 0.1  # a failing disk is tried again at most this often per caller
+_DISK_RETRY_SECONDS: Final = 0.5  # the shipper's next flush after the disk failed
 
 
 class SpoolBusy(Exception):
@@ -160,10 +169,26 @@ class Spool:
     `mark_shipped` (which do blocking disk I/O) run in a worker thread. One shipper at a time.
     """
 
-    def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        segment_bytes: int = SEGMENT_BYTES,
+        max_bytes: int | None = None,  # unconfirmed backlog at which `accepting` turns False
+    ) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory = directory
         self._segment_bytes = segment_bytes
+        self._max_bytes = max_bytes
+        # Fail closed (invariant 5). Plain attributes: the gateway reads `accepting` for every
+        # request; they change under `_lock`.
+        self.accepting = True
+        self.refusal: str | None = None  # why not accepting, for the operator's log
+        self._write_error: OSError | None = None  # the last write failed with this
+        self._retry_at = 0.0  # monotonic: `write_through` does not try a failing disk before
+        self._full = False  # the backlog reached max_bytes and has not yet drained below 90 %
+        self._warned = False  # the backlog passed half the limit (warned once per crossing)
+        self.refused = 0  # requests refused while not accepting (counted by the gateway)
         self._lock = threading.Lock()  # the buffer, `_end` and `_shipped`
         self._write_lock = threading.Lock()  # one flush at a time: they append to one file
         self._buffer: list[bytes] = []
@@ -177,6 +202,8 @@ class Spool:
                 segments = [1]
                 self._create_segment(1)
             self._end = Cursor(segments[-1], self._cut_torn_tail(segments[-1]))
+            # The closed segments' lengths, for the backlog; the open one's is `_written`.
+            self._sizes = {n: self._path(n).stat().st_size for n in segments[:-1]}
             self._written = self._end.offset  # what the kernel holds; `_end`: what is fsynced
             self._unsynced = 0
             self._shipped = self._load_cursor(segments[0])
@@ -184,6 +211,8 @@ class Spool:
             self._fd = os.open(
                 self._path(self._end.segment), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
             )
+            with self._lock:
+                self._check_backlog()
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -206,11 +235,8 @@ class Spool:
         ASCII, ending in its only newline."""
         with self._lock:
             self._unsynced += 1
-            if not self._buffer:
-                error = self._write_locked(line)
-                if error is None:
-                    return
-                log.warning("audit spool: write failed (%s); holding events in memory", error)
+            if not self._buffer and self._write_locked(line) is None:
+                return
             self._buffer.append(line)
 
     def hold_line(self, line: bytes) -> None:
@@ -221,30 +247,97 @@ class Spool:
             self._unsynced += 1
             self._buffer.append(line)
 
-    def write_through(self) -> None:
+    def write_through(self) -> bool:
         """Write the held lines to the operating system now (no fsync): from then on they
-        outlive the process. If the write fails they stay held for the next try."""
+        outlive the process. True when nothing is left held; False when the write failed
+        (the lines stay held for the next try, and the caller must not let anyone learn of
+        their events: the gateway cuts the connections whose answers they record)."""
         with self._lock:
             if not self._buffer:
-                return
+                return True
+            if self._write_error is not None and time.monotonic() < self._retry_at:
+                return False  # a failing disk: not one failed system call per answer
             lines, self._buffer = self._buffer, []
-            error = self._write_locked(lines[0] if len(lines) == 1 else b"".join(lines))
-            if error is not None:
-                self._buffer[:0] = lines
-                log.warning("audit spool: write failed (%s); holding events in memory", error)
+            if self._write_locked(lines[0] if len(lines) == 1 else b"".join(lines)) is None:
+                return True
+            self._buffer[:0] = lines
+            return False
 
     def _write_locked(self, data: bytes) -> OSError | None:
         """Append `data` to the segment (the caller holds the lock). On failure the segment
-        is cut back to its last whole line, so no torn line is left behind, and the error
-        is returned for the caller to keep its lines."""
+        is cut back to its last whole line, so no torn line is left behind, the spool stops
+        accepting, and the error is returned for the caller to keep its lines."""
         try:
             _write_all(self._fd, data)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._written)
+            self._retry_at = time.monotonic() + _RETRY_SECONDS
+            if self._write_error is None:
+                self._write_error = exc
+                log.error(
+                    "audit spool: cannot write to %s (%s): refusing requests, events held in "
+                    "memory until it can", self.directory, exc.strerror or exc,
+                )  # fmt: skip
+                self._update_accepting()
             return exc
         self._written += len(data)
+        if self._write_error is not None:
+            self._write_error = None
+            log.warning("audit spool: writing to %s again", self.directory)
+            self._update_accepting()
         return None
+
+    # --- fail closed (invariant 5) ------------------------------------------------------------
+
+    def backlog_bytes(self) -> int:
+        """Bytes of events the control plane has not confirmed: on disk and held in memory."""
+        with self._lock:
+            return self._backlog()
+
+    def _backlog(self) -> int:
+        shipped = self._shipped
+        closed = sum(size for n, size in self._sizes.items() if n >= shipped.segment)
+        return closed + self._written - shipped.offset + sum(map(len, self._buffer))
+
+    def _check_backlog(self) -> None:
+        """Compare the backlog with the limit (the caller holds the lock)."""
+        if self._max_bytes is None:
+            return
+        backlog, limit = self._backlog(), self._max_bytes
+        mb = (backlog >> 20, limit >> 20)
+        if not self._warned and backlog >= limit // 2:
+            self._warned = True
+            log.warning(
+                "audit spool: %d MB of events not yet taken by the control plane (the limit "
+                "is %d MB, where this gateway refuses requests)", *mb,
+            )  # fmt: skip
+        elif self._warned and backlog < limit // 4:
+            self._warned = False
+        if not self._full and backlog >= limit:
+            self._full = True
+            log.error(
+                "audit spool: %d MB of events not yet taken by the control plane, the limit "
+                "is %d MB: refusing requests until it drains", *mb,
+            )  # fmt: skip
+            self._update_accepting()
+        elif self._full and backlog < limit * _RESUME_BELOW:
+            self._full = False
+            self._update_accepting()
+
+    def _update_accepting(self) -> None:
+        if self._write_error is not None:
+            refusal: str | None = "the audit spool cannot be written"
+        elif self._full:
+            refusal = "the audit spool is full"
+        else:
+            refusal = None
+        if refusal is None and not self.accepting:
+            log.warning(
+                "audit spool: accepting requests again (%d refused meanwhile)", self.refused
+            )
+            self.refused = 0
+        self.refusal, self.accepting = refusal, refusal is None
 
     def pending(self) -> int:
         """Events appended but not yet fsynced."""
@@ -277,6 +370,7 @@ class Spool:
                 raise
             with self._lock:
                 self._end = end
+                self._check_backlog()
             if end.offset >= self._segment_bytes:
                 try:
                     self._roll(end.segment + 1)
@@ -289,6 +383,7 @@ class Spool:
         fd = os.open(self._path(number), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         with self._lock:
             old, self._fd = self._fd, fd
+            self._sizes[self._end.segment] = self._written
             self._written = 0
         os.fsync(old)  # what was appended to it since the flush that decided to roll
         os.close(old)
@@ -394,6 +489,7 @@ class Spool:
         _fsync_dir(self.directory)
         with self._lock:
             self._shipped = cursor
+            self._check_backlog()
         self._delete_before(cursor.segment)
 
     def ship_once(self, send: Callable[[list[AuditRecord]], None], batch: int = 500) -> int:
@@ -465,6 +561,8 @@ class Spool:
         old = [n for n in self._segments() if n < number]
         for n in old:
             self._path(n).unlink(missing_ok=True)
+            with self._lock:
+                self._sizes.pop(n, None)
         if old:
             _fsync_dir(self.directory)
 
@@ -546,6 +644,11 @@ class AsyncShipper:
             await asyncio.sleep(delay)
             try:
                 await asyncio.to_thread(self.spool.flush)
+            except OSError as exc:  # the local disk: no fleet to spare, so no long backoff
+                log.debug("audit spool: flush failed (%s)", exc)  # the spool logged the state
+                delay = _DISK_RETRY_SECONDS
+                continue
+            try:
                 while await self._ship_batch() == self._batch:
                     pass  # a backlog (after an outage): drain it without waiting a tick each
                 delay = self._interval
