@@ -213,3 +213,15 @@ def test_sqlite_bulk_insert_stores_what_sqlalchemy_would(tmp_path: Path) -> None
             ]
         db.close()
     assert stored[0] == stored[1]
+
+
+def test_sqlite_commits_reach_the_disk_before_they_return(tmp_path: Path) -> None:
+    """synchronous=FULL: a commit (a batch of audit events the gateway then lets go of)
+    survives a crash of the machine, not only of the process."""
+    db = open_database(f"sqlite:///{tmp_path / 'zerogate.db'}")
+    try:
+        with db.transaction() as session:
+            assert session.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+            assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    finally:
+        db.close()

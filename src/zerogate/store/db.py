@@ -46,7 +46,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # SQLite unless asked for, and references must hold on every backend alike.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: every commit is on disk before it returns. With NORMAL, WAL commits survive a
+    # crash of the process but not of the machine; a batch of audit events the control plane
+    # had confirmed (so the gateway let go of it) would then be lost. PostgreSQL's default,
+    # synchronous_commit=on, is the same promise. It costs one fsync of the WAL per commit.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
