@@ -68,6 +68,22 @@ def recorded_paths(up: Running) -> Counter[str]:
             params["before_seq"] = events[-1]["seq"]
 
 
+def assert_each_recorded_once(up: Running, answered: list[int]) -> None:
+    """Every `/echo/N` a client saw answered has one access decision in the control plane
+    (waiting up to 30 s for the gateway to ship them), and no path is stored twice."""
+    expected = {f"/echo/{n}" for n in answered}
+    deadline = time.monotonic() + 30
+    while True:
+        found = recorded_paths(up)
+        if expected <= set(found) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    missing = sorted(expected - set(found), key=lambda p: int(p.rsplit("/", 1)[1]))
+    assert not missing, f"{len(missing)} answered requests have no audit event: {missing[:10]}"
+    twice = {path: count for path, count in found.items() if count > 1}
+    assert not twice, f"stored more than once: {twice}"
+
+
 def test_sigkill_mid_load_loses_and_repeats_nothing(
     up: Running, grafana: None, tmp_path: Path
 ) -> None:
@@ -115,19 +131,11 @@ def test_sigkill_mid_load_loses_and_repeats_nothing(
         worker.join(30)
     assert len(answered) >= killed_at + 100, "the restarted gateway answered too little"
 
-    expected = {f"/echo/{n}" for n in answered}
-    deadline = time.monotonic() + 30
-    while True:
-        found = recorded_paths(up)
-        if expected <= set(found) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    gateway.terminate()
-    gateway.wait(10)
-    missing = sorted(expected - set(found), key=lambda p: int(p.rsplit("/", 1)[1]))
-    assert not missing, f"{len(missing)} answered requests have no audit event: {missing[:10]}"
-    twice = {path: count for path, count in found.items() if count > 1}
-    assert not twice, f"stored more than once: {twice}"
+    try:
+        assert_each_recorded_once(up, answered)
+    finally:
+        gateway.terminate()
+        gateway.wait(10)
 
 
 def test_workers_share_the_port_and_stop_together(
@@ -287,17 +295,7 @@ def test_a_full_disk_fails_closed_and_loses_no_answered_event(
         load(until=before + 50, refusals=0, seconds=30)
         assert len(answered) >= before + 50, "the restarted gateway answered too little"
 
-        expected = {f"/echo/{n}" for n in answered}
-        deadline = time.monotonic() + 30
-        while True:
-            found = recorded_paths(up)
-            if expected <= set(found) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        missing = sorted(expected - set(found), key=lambda p: int(p.rsplit("/", 1)[1]))
-        assert not missing, f"{len(missing)} answered requests have no audit event: {missing[:10]}"
-        twice = {path: count for path, count in found.items() if count > 1}
-        assert not twice, f"stored more than once: {twice}"
+        assert_each_recorded_once(up, answered)
     finally:
         gateway.terminate()
         gateway.wait(15)
