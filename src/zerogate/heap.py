@@ -9,9 +9,9 @@ looks at it; it is never freed, as start-up objects never are) and collects the 
 generation every 10,000 allocations instead of 700. Reference counting still frees everything
 outside a cycle at once.
 
-The gateway does not call it. An earlier `heap.settle()` there showed no measurable effect
-(`bench/gateway_cpu.py`, again this time: within its noise), and frozen, the first snapshot's
-cyclic garbage would stay for the process's life.
+The gateway does not call it: there it showed no measurable effect (`bench/gateway_cpu.py`,
+measured twice: within its noise), and frozen, the first snapshot's cyclic garbage would stay
+for the process's life.
 """
 
 from __future__ import annotations

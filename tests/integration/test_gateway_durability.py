@@ -273,7 +273,6 @@ def test_a_full_disk_fails_closed_and_loses_no_answered_event(
         assert len(refused) >= 20, f"never refused ({len(answered)} answered, {cut} cut)"
         assert "cannot record audit events" in refused[0]
         assert gateway.poll() is None, "the gateway died when its disk filled"
-        print(f"disk full: {len(answered)} answered, {len(refused)} refused, {cut} cut")
 
         subprocess.run(["mount", "-o", "remount,size=16m", str(spool)], check=True)
         before = len(answered)
@@ -282,7 +281,8 @@ def test_a_full_disk_fails_closed_and_loses_no_answered_event(
 
         # Full again, and this time killed while it is: what it held in memory dies with it,
         # and none of that may be an answer a client saw.
-        subprocess.run(["mount", "-o", f"remount,size={_used_kib(spool) + 64}k", str(spool)])
+        size = f"remount,size={_used_kib(spool) + 64}k"
+        subprocess.run(["mount", "-o", size, str(spool)], check=True)
         refused.clear()
         load(until=0, refusals=20, seconds=60)
         assert len(refused) >= 20, "the second filling was never refused"

@@ -20,7 +20,7 @@ import signal
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import Path
 
@@ -42,13 +42,12 @@ LONG_POLL_SECONDS = 25
 CERT_RELOAD_SECONDS = 5.0
 FIRST_SNAPSHOT_SECONDS = 10.0
 _UNAVAILABLE = status_page(503, "The gateway has no current policy; try again shortly.")
-_UNRECORDED = Reply(
-    503,
+_UNRECORDED = replace(
     status_page(
         503, "The gateway cannot record audit events just now, so it lets nothing through; "
         "try again shortly.",
-    ).body,
-    ((b"retry-after", b"5"),),
+    ),
+    headers=((b"retry-after", b"5"),),
 )  # fmt: skip
 
 
@@ -72,8 +71,9 @@ class GatewaySettings:
     worker: int = 0  # this process's index among the workers sharing the ports
     workers: int = 1
     # Events not yet confirmed by the control plane at which requests are refused (fail
-    # closed rather than serve unrecorded); None: only a full disk stops it.
-    spool_max_bytes: int | None = 4 << 30
+    # closed rather than serve unrecorded); None: only a full disk stops it. The default is
+    # `zerogate gateway --audit-spool-max-mb`'s.
+    spool_max_bytes: int | None = None
 
 
 class SnapshotClient:

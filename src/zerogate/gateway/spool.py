@@ -180,10 +180,9 @@ class Spool:
         self.directory = directory
         self._segment_bytes = segment_bytes
         self._max_bytes = max_bytes
-        # Fail closed (invariant 5). Plain attributes: the gateway reads `accepting` for every
-        # request; they change under `_lock`.
+        # Fail closed (invariant 5). `accepting` is `refusal is None`, kept as a plain
+        # attribute because the gateway reads it for every request; it changes under `_lock`.
         self.accepting = True
-        self.refusal: str | None = None  # why not accepting, for the operator's log
         self._write_error: OSError | None = None  # the last write failed with this
         self._retry_at = 0.0  # monotonic: `write_through` does not try a failing disk before
         self._full = False  # the backlog reached max_bytes and has not yet drained below 90 %
@@ -325,19 +324,21 @@ class Spool:
             self._full = False
             self._update_accepting()
 
-    def _update_accepting(self) -> None:
+    @property
+    def refusal(self) -> str | None:
+        """Why the spool is not accepting, or None."""
         if self._write_error is not None:
-            refusal: str | None = "the audit spool cannot be written"
-        elif self._full:
-            refusal = "the audit spool is full"
-        else:
-            refusal = None
-        if refusal is None and not self.accepting:
+            return "the audit spool cannot be written"
+        return "the audit spool is full" if self._full else None
+
+    def _update_accepting(self) -> None:
+        accepting = self.refusal is None
+        if accepting and not self.accepting:
             log.warning(
                 "audit spool: accepting requests again (%d refused meanwhile)", self.refused
             )
             self.refused = 0
-        self.refusal, self.accepting = refusal, refusal is None
+        self.accepting = accepting
 
     def pending(self) -> int:
         """Events appended but not yet fsynced."""
