@@ -458,6 +458,34 @@ def line(n: int) -> bytes:
     return json.dumps(to_json(record(n))).encode() + b"\n"
 
 
+def test_a_failed_fsync_refuses_until_one_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Spool(tmp_path / "spool") as spool:
+        spool.append_line(line(1))
+
+        def failing(fd: int) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(os, "fsync", failing)
+        for _ in range(2):
+            with pytest.raises(OSError, match="Input/output"):
+                spool.flush()
+            assert not spool.accepting
+            assert spool.refusal == "the audit spool cannot make events durable"
+        assert spool.pending() == 1  # not counted as durable
+        assert spool.read_unshipped(10)[0] == []  # nor shipped while it is not
+        assert [r.levelname for r in caplog.records] == ["ERROR"]  # logged once, not per try
+        monkeypatch.undo()
+        spool.refused = 3
+        assert spool.flush() == 1
+        assert spool.accepting
+        assert spool.refusal is None
+        assert ids(read_all(spool)) == [1]
+    assert [r.levelname for r in caplog.records] == ["ERROR", "WARNING", "WARNING"]
+    assert "3 refused meanwhile" in caplog.text
+
+
 def test_the_backlog_counts_what_is_not_confirmed_across_segments(tmp_path: Path) -> None:
     size = len(line(10))
     with Spool(tmp_path / "spool", segment_bytes=3 * size) as spool:

@@ -184,6 +184,7 @@ class Spool:
         # attribute because the gateway reads it for every request; it changes under `_lock`.
         self.accepting = True
         self._write_error: OSError | None = None  # the last write failed with this
+        self._sync_error: OSError | None = None  # the last fsync failed with this
         self._retry_at = 0.0  # monotonic: `write_through` does not try a failing disk before
         self._full = False  # the backlog reached max_bytes and has not yet drained below 90 %
         self._warned = False  # the backlog passed half the limit (warned once per crossing)
@@ -289,6 +290,22 @@ class Spool:
 
     # --- fail closed (invariant 5) ------------------------------------------------------------
 
+    def _sync_failed(self, exc: OSError) -> None:
+        """An fsync failed (the caller holds the lock): refuse until one succeeds.
+
+        The written events are in the kernel, so they outlive the process, but no longer surely
+        on the disk: Linux may drop the pages that failed to reach it, and then reports the
+        error once, not at every later fsync. Once an fsync succeeds again, they are shipped as
+        read back from the page cache; what this prevents is answering more requests on a disk
+        that cannot keep their events."""
+        if self._sync_error is None:
+            log.error(
+                "audit spool: cannot make events durable in %s (%s): refusing requests until "
+                "it can", self.directory, exc.strerror or exc,
+            )  # fmt: skip
+        self._sync_error = exc
+        self._update_accepting()
+
     def backlog_bytes(self) -> int:
         """Bytes of events the control plane has not confirmed: on disk and held in memory."""
         with self._lock:
@@ -329,6 +346,8 @@ class Spool:
         """Why the spool is not accepting, or None."""
         if self._write_error is not None:
             return "the audit spool cannot be written"
+        if self._sync_error is not None:
+            return "the audit spool cannot make events durable"
         return "the audit spool is full" if self._full else None
 
     def _update_accepting(self) -> None:
@@ -365,12 +384,17 @@ class Spool:
                 return 0
             try:
                 os.fsync(fd)  # outside the lock: the event loop keeps appending meanwhile
-            except OSError:
+            except OSError as exc:
                 with self._lock:
                     self._unsynced += count
+                    self._sync_failed(exc)
                 raise
             with self._lock:
                 self._end = end
+                if self._sync_error is not None:
+                    self._sync_error = None
+                    log.warning("audit spool: events in %s are durable again", self.directory)
+                    self._update_accepting()
                 self._check_backlog()
             if end.offset >= self._segment_bytes:
                 try:
