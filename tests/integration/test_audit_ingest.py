@@ -26,6 +26,7 @@ from zerogate.core.policy.model import (
     RequestContext,
 )
 from zerogate.core.policy.replay import access_event
+from zerogate.core.spool_report import SPOOL_HEADER
 from zerogate.gateway.spool import Spool, to_json
 
 URL = "/api/v1/audit/events"
@@ -211,4 +212,61 @@ def test_spool_ships_through_the_api_exactly_once(control: Control, tmp_path: Pa
 
     ids = [str(event["event_id"]) for event in _stored(control)]
     assert sorted(ids) == sorted(r.event_id for r in records)
+    assert _intact(control)
+
+
+def _report(**changes: object) -> dict[str, str]:
+    state = {
+        "gateway": "edge", "worker": 2, "accepting": True, "backlog_bytes": 4096,
+        "max_bytes": 1 << 30, "refused": 0,
+    }  # fmt: skip
+    return {SPOOL_HEADER: json.dumps({**state, **changes})}
+
+
+def _spools(control: Control) -> list[dict[str, object]]:
+    response = control.client.get("/api/v1/status/gateways", headers=control.auditor)
+    assert response.status_code == 200, response.text
+    return [w for g in response.json() if g["gateway"] == "edge" for w in g["audit"]]
+
+
+def _changes(control: Control) -> list[tuple[str, str, str, object]]:
+    found = []
+    for action in ("gateway.refusing", "gateway.accepting"):
+        response = control.client.get(
+            "/api/v1/audit/events", params={"action": action}, headers=control.auditor
+        )
+        found += [(e["action"], e["target"], e["outcome"], e["seq"]) for e in response.json()]
+    return [change[:3] for change in sorted(found, key=lambda change: change[3])]  # type: ignore[return-value]
+
+
+def test_a_gateway_reports_its_spool_with_its_events(
+    control: Control, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = _gateway_token(control)
+    body = {"events": [to_json(_decision("alice", 1))]}
+    refusing = _report(accepting=False, refusal="the audit spool is full", refused=7)
+    assert control.client.post(URL, json=body, headers={**gateway, **refusing}).status_code == 200
+    (spool,) = _spools(control)
+    assert (spool["worker"], spool["accepting"], spool["refused"]) == (2, False, 7)
+    assert spool["refusal"] == "the audit spool is full" and spool["stale"] is False
+    metrics = control.client.get("/metrics").text
+    assert 'zerogate_gateway_audit_accepting{gateway="edge",worker="2"} 0.0' in metrics
+    assert 'zerogate_gateway_audit_backlog_bytes{gateway="edge",worker="2"} 4096.0' in metrics
+    # The same state again (a heartbeat, no events) is no new change; accepting again is.
+    empty = {"events": []}
+    assert control.client.post(URL, json=empty, headers={**gateway, **refusing}).status_code == 200
+    assert control.client.post(URL, json=empty, headers={**gateway, **_report()}).status_code == 200
+    assert _changes(control) == [
+        ("gateway.refusing", "gateway/edge/2", "failure"),
+        ("gateway.accepting", "gateway/edge/2", "success"),
+    ]
+    assert _spools(control)[0]["accepting"] is True
+    # A malformed report is ignored and logged; the events it came with are still stored.
+    for bad in (_report(worker=-1), {SPOOL_HEADER: "{not json"}):
+        later = {"events": [to_json(_decision("bob", 2))]}
+        response = control.client.post(URL, json=later, headers={**gateway, **bad})
+        assert response.json() == {"accepted": 1, "stored": 1}
+    assert "ignored a malformed x-zerogate-spool header" in caplog.text
+    assert [s["accepting"] for s in _spools(control)] == [True]
+    assert len(_stored(control)) == 3
     assert _intact(control)

@@ -210,6 +210,39 @@ def test_fail_static_while_the_control_plane_is_away_then_fail_closed(
         stale.wait(15)
 
 
+def wait_for_reported_spool(up: Running, accepting: bool) -> dict[str, object]:
+    """The control plane's view of worker 0 of the gateway `killable`, once its audit spool
+    is reported as `accepting` (up to 20 s): in the gateways' status and in `/metrics`."""
+    trust = ssl.create_default_context(cafile=str(up.data_dir / "ca.pem"))
+    headers = {"authorization": f"Bearer {up.token}"}
+    sample = f'zerogate_gateway_audit_accepting{{gateway="killable",worker="0"}} {float(accepting)}'
+    deadline = time.monotonic() + 20
+    with httpx.Client(base_url=up.url, verify=trust, headers=headers) as api:
+        while True:
+            gateways = api.get("/api/v1/status/gateways").raise_for_status().json()
+            workers = [w for g in gateways if g["gateway"] == "killable" for w in g["audit"]]
+            metrics = api.get("/metrics").raise_for_status().text
+            if workers and workers[0]["accepting"] is accepting and sample in metrics:
+                assert [w["worker"] for w in workers] == [0]
+                return dict(workers[0])
+            assert time.monotonic() < deadline, f"not reported accepting={accepting}: {workers}"
+            time.sleep(0.2)
+
+
+def spool_changes(up: Running) -> list[tuple[str, str, str]]:
+    """The audit log's record of gateways refusing and accepting: (action, target, outcome)."""
+    trust = ssl.create_default_context(cafile=str(up.data_dir / "ca.pem"))
+    headers = {"authorization": f"Bearer {up.token}"}
+    with httpx.Client(base_url=up.url, verify=trust, headers=headers) as api:
+        events = [
+            event
+            for action in ("gateway.refusing", "gateway.accepting")
+            for event in api.get("/api/v1/audit/events", params={"action": action}).json()
+        ]
+    events.sort(key=lambda event: event["seq"])
+    return [(event["action"], event["target"], event["outcome"]) for event in events]
+
+
 def _used_kib(where: Path) -> int:
     usage = shutil.disk_usage(where)
     return usage.used // 1024
@@ -273,11 +306,20 @@ def test_a_full_disk_fails_closed_and_loses_no_answered_event(
         assert len(refused) >= 20, f"never refused ({len(answered)} answered, {cut} cut)"
         assert "cannot record audit events" in refused[0]
         assert gateway.poll() is None, "the gateway died when its disk filled"
+        # The control plane hears of it: the gateway's status, its metrics, the audit log.
+        reported = wait_for_reported_spool(up, accepting=False)
+        assert reported["refusal"] == "the audit spool cannot be written"
+        assert reported["stale"] is False
 
         subprocess.run(["mount", "-o", "remount,size=16m", str(spool)], check=True)
         before = len(answered)
         load(until=before + 50, refusals=0, seconds=30)
         assert len(answered) >= before + 50, "the gateway did not recover when room came back"
+        assert wait_for_reported_spool(up, accepting=True)["refusal"] is None
+        assert spool_changes(up) == [
+            ("gateway.refusing", "gateway/killable/0", "failure"),
+            ("gateway.accepting", "gateway/killable/0", "success"),
+        ]
 
         # Full again, and this time killed while it is: what it held in memory dies with it,
         # and none of that may be an answer a client saw.

@@ -22,6 +22,8 @@ from zerogate.core.audit import (
     canonical_parts,
     chain_hash,
     encode_details,
+    is_access_decision,
+    moves_state,
     verify_chain,
 )
 
@@ -301,7 +303,16 @@ def test_action_codes_are_stable() -> None:
         "CONNECTOR_ENROLL": "connector.enroll",
         "CONNECTOR_REJECTED": "connector.rejected",
         "CONNECTOR_REVOKE": "connector.revoke",
+        "GATEWAY_REFUSING": "gateway.refusing",
+        "GATEWAY_ACCEPTING": "gateway.accepting",
     }
+
+
+def test_only_changes_of_state_move_the_snapshot_serial() -> None:
+    assert moves_state(AuditAction.POLICY_PUSH) and moves_state(AuditAction.LOGIN_SUCCESS)
+    for traffic in (AuditAction.ACCESS_DECISION, AuditAction.GATEWAY_REFUSING):
+        assert not moves_state(traffic)
+    assert not is_access_decision(AuditAction.GATEWAY_REFUSING)  # no gateway may send one
 
 
 _json_values = st.recursive(

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from zerogate.core.audit import AuditRecord, Outcome
+from zerogate.core.spool_report import SPOOL_HEADER, SpoolReport
 from zerogate.gateway.spool import AsyncShipper, Cursor, Spool, SpoolBusy, to_json
 
 START = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -407,6 +408,99 @@ def test_async_shipper_posts_retries_and_isolates_a_bad_event(tmp_path: Path) ->
     assert shipper.rejected == 1
     with Spool(tmp_path) as spool:
         assert ids(read_all(spool)) == [10]  # stop() made it durable for the next start
+
+
+def shipped_line(n: int) -> bytes:
+    """An event's line as the gateway writes it (compact: what the shipper recognises)."""
+    return json.dumps(to_json(record(n)), separators=(",", ":")).encode() + b"\n"
+
+
+def test_async_shipper_reports_the_spool_state_with_events_and_on_every_change(
+    tmp_path: Path,
+) -> None:
+    posts: list[tuple[int, dict[str, object]]] = []  # (events, the spool header)
+
+    def control_plane(request: httpx.Request) -> httpx.Response:
+        events = json.loads(request.content)["events"]
+        posts.append((len(events), json.loads(request.headers[SPOOL_HEADER])))
+        return httpx.Response(200, json={"accepted": len(events), "stored": len(events)})
+
+    async def until(condition: Callable[[], bool]) -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 20)
+        shipper = AsyncShipper(
+            spool,
+            "https://control.test/",
+            "zgt_gw",
+            ssl.create_default_context(),
+            gateway="edge",
+            worker=3,
+            interval=0.01,
+            report_every=3600,  # only the first round's report and the changes are due
+            transport=httpx.MockTransport(control_plane),
+        )
+        shipper.start(asyncio.get_running_loop())
+        await until(lambda: len(posts) == 1)  # the first round: the state alone
+        spool.append_line(shipped_line(1))
+        await until(lambda: len(posts) == 2)  # the event, with the state
+        good_fd = spool._fd
+        spool._fd = os.open(os.devnull, os.O_RDONLY)  # writes fail with EBADF
+        spool.hold_line(shipped_line(2))
+        assert spool.write_through() is False
+        await until(lambda: len(posts) == 3)  # refusing: reported at once
+        os.close(spool._fd)
+        spool._fd = good_fd
+        await until(lambda: len(posts) == 4)  # the held event, accepting again
+        await asyncio.sleep(0.1)
+        await shipper.stop()
+        spool.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    first, event, refusing, held = posts
+    assert first == (
+        0,
+        {
+            "gateway": "edge", "worker": 3, "accepting": True, "refusal": None,
+            "backlog_bytes": 0, "max_bytes": 1 << 20, "refused": 0, "corrupt_lines": 0,
+            "rejected": 0,
+        },
+    )  # fmt: skip
+    assert event == (1, {**first[1], "backlog_bytes": len(shipped_line(1))})  # not confirmed yet
+    assert refusing[0] == 0 and refusing[1]["accepting"] is False
+    assert refusing[1]["refusal"] == "the audit spool cannot be written"
+    assert held[0] == 1 and held[1]["accepting"] is True  # which says so: no report of its own
+    SpoolReport.model_validate(first[1])  # what the control plane accepts
+
+
+def test_async_shipper_reports_when_it_has_been_silent(tmp_path: Path) -> None:
+    reports = 0
+
+    def control_plane(request: httpx.Request) -> httpx.Response:
+        nonlocal reports
+        assert json.loads(request.content) == {"events": []}
+        reports += 1
+        return httpx.Response(200, json={"accepted": 0, "stored": 0})
+
+    async def scenario() -> None:
+        with Spool(tmp_path) as spool:
+            shipper = AsyncShipper(
+                spool,
+                "https://control.test/",
+                "zgt_gw",
+                ssl.create_default_context(),
+                interval=0.01,
+                report_every=0.1,
+                transport=httpx.MockTransport(control_plane),
+            )
+            shipper.start(asyncio.get_running_loop())
+            while reports < 3:
+                await asyncio.sleep(0.01)
+            await shipper.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=30))
 
 
 def test_held_lines_reach_the_file_together_at_write_through(tmp_path: Path) -> None:

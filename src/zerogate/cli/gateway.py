@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 
 from zerogate import logs
+from zerogate.core.inventory.names import NAME_PATTERN
 from zerogate.gateway.run import GatewaySettings, serve
 from zerogate.gateway.workers import supervise
 
@@ -75,6 +77,13 @@ def gateway(
         if not path.is_file():
             typer.echo(f"cannot start: {path} is not a readable file", err=True)
             raise typer.Exit(2)
+    if not re.fullmatch(NAME_PATTERN, name):
+        typer.echo(
+            f"cannot start: --name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            err=True,
+        )
+        raise typer.Exit(2)
     count = workers or os.cpu_count() or 1
     if count > 1 and worker_index is None:
         raise typer.Exit(supervise(count, _without_workers(sys.argv)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import (
@@ -13,9 +13,72 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
 from zerogate.control.errors import ErrorBody, error
+from zerogate.store import gateway_reports
 from zerogate.store.db import Database, DatabaseError
+from zerogate.store.models import utcnow
+
+
+class GatewaySpools(Collector):
+    """Each gateway worker's audit spool as it last reported it (`core.spool_report`), read
+    from the database at every scrape, so every control plane replica shows all of them."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["gateway", "worker"]
+        accepting = GaugeMetricFamily(
+            "zerogate_gateway_audit_accepting",
+            "1 while the gateway worker's audit spool takes events; 0 while it refuses requests",
+            labels=labels,
+        )
+        backlog = GaugeMetricFamily(
+            "zerogate_gateway_audit_backlog_bytes",
+            "Audit events the control plane has not confirmed, on the gateway worker",
+            labels=labels,
+        )
+        limit = GaugeMetricFamily(
+            "zerogate_gateway_audit_backlog_limit_bytes",
+            "The backlog at which the gateway worker refuses requests (absent: no limit)",
+            labels=labels,
+        )
+        refused = GaugeMetricFamily(
+            "zerogate_gateway_audit_refused_requests",
+            "Requests the gateway worker refused since it last stopped accepting",
+            labels=labels,
+        )
+        age = GaugeMetricFamily(
+            "zerogate_gateway_audit_report_age_seconds",
+            "Seconds since the gateway worker's last report",
+            labels=labels,
+        )
+        try:
+            with self._db.transaction() as session:
+                rows = [
+                    (row.gateway, str(row.worker), row.report, row.reported_at)
+                    for row in gateway_reports.latest(session)
+                ]
+        except (DatabaseError, SQLAlchemyError):
+            rows = []  # /readyz says why; the request metrics are still worth serving
+        now = utcnow()
+        for gateway, worker, report, reported_at in rows:
+            key = [gateway, worker]
+            accepting.add_metric(key, 1.0 if report.get("accepting") else 0.0)
+            backlog.add_metric(key, _number(report.get("backlog_bytes")))
+            if report.get("max_bytes") is not None:
+                limit.add_metric(key, _number(report.get("max_bytes")))
+            refused.add_metric(key, _number(report.get("refused")))
+            age.add_metric(key, (now - reported_at).total_seconds())
+        yield from (accepting, backlog, limit, refused, age)
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 class Metrics:
@@ -54,6 +117,7 @@ def install_metrics(app: FastAPI, metrics: Metrics) -> None:
 
 def router(db: Database, metrics: Metrics) -> APIRouter:
     api = APIRouter(tags=["health"])
+    metrics.registry.register(GatewaySpools(db))
 
     @api.get("/healthz", summary="The process is alive")
     def healthz() -> dict[str, str]:

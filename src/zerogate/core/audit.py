@@ -65,11 +65,21 @@ class AuditAction(enum.StrEnum):
     CONNECTOR_ENROLL = "connector.enroll"
     CONNECTOR_REJECTED = "connector.rejected"  # a failed enrollment or certificate check
     CONNECTOR_REVOKE = "connector.revoke"
+    # A gateway worker's audit spool stopped taking events (it refuses requests), or took
+    # them again: reported by the gateway (`core.spool_report`), recorded by the control plane.
+    GATEWAY_REFUSING = "gateway.refusing"
+    GATEWAY_ACCEPTING = "gateway.accepting"
 
 
 def is_access_decision(action: str) -> bool:
-    """Traffic, not a change of state: these do not move the policy snapshot's serial."""
+    """Traffic, not a change of state: the only events a gateway may send."""
     return action.startswith("access.")
+
+
+def moves_state(action: str) -> bool:
+    """A change to the inventory, identities or policy, which moves the policy snapshot's
+    serial; not traffic, nor a gateway's report of its own health."""
+    return not action.startswith(("access.", "gateway."))
 
 
 class Outcome(enum.StrEnum):

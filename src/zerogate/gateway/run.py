@@ -191,7 +191,18 @@ async def run(settings: GatewaySettings) -> None:
     spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
     guard = Guard(spool)
     trust = ssl.create_default_context(cafile=str(settings.ca_file))
-    shipper = AsyncShipper(spool, settings.control_url, settings.token, trust)
+    shipper = AsyncShipper(
+        spool,
+        settings.control_url,
+        settings.token,
+        trust,
+        # Reported as the gateway and the worker (the name in its events has the worker's
+        # index appended, `zerogate gateway --workers`).
+        gateway=settings.name.removesuffix(f"-{settings.worker}")
+        if settings.workers > 1
+        else settings.name,
+        worker=settings.worker,
+    )
     shipper.start(loop)
     audit = spool.hold_line  # written by the gateway's before_send, before the answer leaves
 

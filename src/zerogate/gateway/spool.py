@@ -38,6 +38,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -54,6 +55,7 @@ from typing import Final, TypeVar
 import httpx
 
 from zerogate.core.audit import AuditRecord, Outcome
+from zerogate.core.spool_report import REPORT_SECONDS, SPOOL_HEADER
 
 log = logging.getLogger("zerogate.gateway.spool")
 
@@ -359,6 +361,19 @@ class Spool:
             self.refused = 0
         self.accepting = accepting
 
+    def state(self) -> dict[str, object]:
+        """What the control plane is told of this spool (`core.spool_report`, less the
+        gateway's name and worker)."""
+        with self._lock:
+            return {
+                "accepting": self.accepting,
+                "refusal": self.refusal,
+                "backlog_bytes": self._backlog(),
+                "max_bytes": self._max_bytes,
+                "refused": self.refused,
+                "corrupt_lines": len(self._corrupt),
+            }
+
     def pending(self) -> int:
         """Events appended but not yet fsynced."""
         with self._lock:
@@ -633,13 +648,20 @@ class AsyncShipper:
         token: str,
         tls: ssl.SSLContext,
         *,
+        gateway: str = "gateway",  # the name and worker it reports its spool's state under
+        worker: int = 0,
         interval: float = 0.2,
         batch: int = 2000,  # one POST per round at several thousand requests a second
         max_backoff: float = 30.0,
+        report_every: float = REPORT_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.spool = spool
         self.rejected = 0
+        self._who = {"gateway": gateway, "worker": worker}
+        self._report_every = report_every
+        self._reported_at = -math.inf  # monotonic; -inf: report at the first round
+        self._reported_accepting = True
         self._url = control_url.rstrip("/") + INGEST_PATH
         self._interval, self._batch, self._max_backoff = interval, batch, max_backoff
         self._client = httpx.AsyncClient(
@@ -672,10 +694,13 @@ class AsyncShipper:
             except OSError as exc:  # the local disk: no fleet to spare, so no long backoff
                 log.debug("audit spool: flush failed (%s)", exc)  # the spool logged the state
                 delay = _DISK_RETRY_SECONDS
+                with contextlib.suppress(Exception):  # the next round tries again
+                    await self._report_if_due()  # the control plane learns that it refuses
                 continue
             try:
                 while await self._ship_batch() == self._batch:
                     pass  # a backlog (after an outage): drain it without waiting a tick each
+                await self._report_if_due()
                 delay = self._interval
             except Exception as exc:  # the loop must outlive any one failure
                 delay = min(max(delay * 2, 1.0), self._max_backoff)
@@ -689,14 +714,27 @@ class AsyncShipper:
         await asyncio.to_thread(self.spool.mark_shipped, cursor)
         return len(lines)
 
+    async def _report_if_due(self) -> None:
+        """An empty batch, for the spool's state alone: when nothing was sent for
+        `report_every`, or at once when the spool started or stopped accepting."""
+        due = time.monotonic() - self._reported_at >= self._report_every
+        if due or self.spool.accepting != self._reported_accepting:
+            await self._post([])
+
     async def _post(self, lines: list[bytes]) -> None:
+        state = {**self._who, **self.spool.state(), "rejected": self.rejected}
         response = await self._client.post(
             self._url,
             content=b'{"events":[' + b",".join(lines) + b"]}",
-            headers={"content-type": "application/json"},
+            headers={
+                "content-type": "application/json",
+                SPOOL_HEADER: json.dumps(state, separators=(",", ":")),
+            },
         )
-        if response.status_code != 422:
+        if response.status_code != 422 or not lines:
             response.raise_for_status()
+            self._reported_at = time.monotonic()
+            self._reported_accepting = bool(state["accepting"])
             return
         if len(lines) > 1:
             half = len(lines) // 2

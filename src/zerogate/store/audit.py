@@ -23,7 +23,7 @@ from zerogate.core.audit import (
     Outcome,
     canonical_parts,
     chain_hash_of,
-    is_access_decision,
+    moves_state,
     verify_chain,
 )
 from zerogate.store.db import JsonText
@@ -61,7 +61,8 @@ def state_seq(session: Session) -> int:
     """The seq of the newest event that is not an access decision (0 before the first).
 
     It grows with every change to the inventory, identities or policy (each is audited in
-    its own transaction) and not with traffic: the policy snapshot's serial.
+    its own transaction), not with traffic nor with gateways' reports (`moves_state`): the
+    policy snapshot's serial.
     """
     return session.scalar(select(AuditHead.state_seq).where(AuditHead.id == 1)) or 0
 
@@ -98,7 +99,7 @@ def append(session: Session, records: Sequence[AuditRecord]) -> None:
         digest = chain_hash_of(previous, seq, canonical)
         rows.append(_row(seq, record, previous, digest, JsonText(details)))
         previous = digest
-        if not is_access_decision(record.action):
+        if moves_state(record.action):
             head.state_seq = seq
     _insert(session, rows)
     head.seq, head.hash = seq, previous

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -168,6 +169,19 @@ class Gateway(Timestamped, Base):
     description: Mapped[str] = mapped_column(String(500), default="")
     cert_serial: Mapped[str | None] = mapped_column(String(64))
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class GatewayReport(Base):
+    """The latest audit spool state of one gateway worker (`core.spool_report`)."""
+
+    __tablename__ = "gateway_reports"
+    __table_args__ = (UniqueConstraint("gateway", "worker"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(64))  # the name it runs under
+    worker: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(200))  # the token it reported with
+    report: Mapped[dict[str, object]] = mapped_column(JSON)
+    reported_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Application(Timestamped, Base):

@@ -3,6 +3,7 @@ in the gateways' access decisions (gateway tokens; each event stored once, by ev
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable
@@ -17,7 +18,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from zerogate.control.deps import AnyCaller, DbSession, GatewayCaller
 from zerogate.control.errors import COMMON_RESPONSES
 from zerogate.core.audit import AuditRecord, Outcome, is_access_decision
-from zerogate.store import audit
+from zerogate.core.spool_report import SPOOL_HEADER, SpoolReport
+from zerogate.store import audit, gateway_reports
+from zerogate.store.models import utcnow
+
+log = logging.getLogger("zerogate.control.audit")
 
 Text = Annotated[str | None, Query(max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")]
 MAX_INGEST = 5_000  # events per request; a gateway ships batches of up to 2,000
@@ -224,6 +229,22 @@ async def _ingest_records(request: Request) -> list[AuditRecord]:
     return parse_ingest(await request.body())
 
 
+def _spool_report(request: Request) -> SpoolReport | None:
+    """The sending worker's spool state (`core.spool_report`), if it sent a valid one.
+
+    A malformed report is logged and ignored, never refused: refusing the request would
+    refuse its events too, and a gateway drops events the control plane keeps refusing."""
+    header = request.headers.get(SPOOL_HEADER)
+    if header is None:
+        return None
+    try:
+        return SpoolReport.model_validate_json(header)
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['loc']}: {e['msg']}" for e in exc.errors()[:3])
+        log.warning("ignored a malformed %s header (%s)", SPOOL_HEADER, problems)
+        return None
+
+
 def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
     """A pydantic schema with its `$defs` put in place (an OpenAPI request body has none)."""
     defs = schema.pop("$defs", {})
@@ -290,9 +311,12 @@ def router() -> APIRouter:
     def ingest_events(
         who: GatewayCaller,
         records: Annotated[list[AuditRecord], Depends(_ingest_records)],
+        report: Annotated[SpoolReport | None, Depends(_spool_report)],
         session: DbSession,
     ) -> dict[str, int]:
         stored = audit.ingest(session, records)
+        if report is not None:
+            gateway_reports.record(session, who.actor, report, utcnow())
         return {"accepted": len(records), "stored": stored}
 
     return api

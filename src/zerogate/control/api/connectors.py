@@ -11,6 +11,7 @@ it leaves the policy snapshot, so gateways drop its tunnels with the next snapsh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -25,11 +26,12 @@ from zerogate.control.tls import client_certificate, live_certificate
 from zerogate.core.audit import AuditAction
 from zerogate.core.connector_health import GatewayLink, HealthReport
 from zerogate.core.inventory.names import NAME_PATTERN
+from zerogate.core.spool_report import STALE_AFTER_SECONDS
 from zerogate.pki import CertKind, PkiError
-from zerogate.store import audit, connectors
+from zerogate.store import audit, connectors, gateway_reports
 from zerogate.store.db import Database
 from zerogate.store.errors import NotFound
-from zerogate.store.models import Connector, utcnow
+from zerogate.store.models import Connector, GatewayReport, utcnow
 
 ConnectorName = Annotated[str, Path(pattern=NAME_PATTERN)]
 STALE_AFTER = timedelta(seconds=30)  # three missed health reports: offline
@@ -72,14 +74,31 @@ class ConnectorStatus(BaseModel):
     gateways: list[GatewayLink]
 
 
+class SpoolStatus(BaseModel):
+    """One gateway worker's audit spool, as it last reported it (`core.spool_report`)."""
+
+    worker: int
+    accepting: bool  # False: it answers 503 rather than serve requests it cannot record
+    refusal: str | None
+    backlog_bytes: int  # events the control plane has not confirmed yet
+    max_bytes: int | None
+    refused: int  # requests refused since it last stopped accepting
+    rejected: int
+    corrupt_lines: int
+    reported_at: datetime
+    stale: bool  # silent for three report intervals: its state now is unknown
+
+
 class GatewayStatus(BaseModel):
-    """A gateway as its connectors see it: who holds tunnels to it, and how they fare."""
+    """A gateway as its connectors and its own workers report it: who holds tunnels to it,
+    how they fare, and whether each worker's audit spool takes events."""
 
     gateway: str
-    connectors: list[str]
-    sessions: int
-    streams: int
-    rtt_ms: float | None  # the best of its connectors' latest pings
+    connectors: list[str] = []
+    sessions: int = 0
+    streams: int = 0
+    rtt_ms: float | None = None  # the best of its connectors' latest pings
+    audit: list[SpoolStatus] = []
 
 
 def _status(row: Connector, now: datetime) -> dict[str, object]:
@@ -98,20 +117,25 @@ def _status(row: Connector, now: datetime) -> dict[str, object]:
     }
 
 
-def _gateways(rows: list[dict[str, object]]) -> list[GatewayStatus]:
+def _gateways(
+    rows: list[dict[str, object]], reports: Sequence[GatewayReport], now: datetime
+) -> list[GatewayStatus]:
     seen: dict[str, GatewayStatus] = {}
+    stale_before = now - timedelta(seconds=STALE_AFTER_SECONDS)
+    for report in reports:
+        entry = seen.setdefault(report.gateway, GatewayStatus(gateway=report.gateway))
+        state = {k: v for k, v in report.report.items() if k in SpoolStatus.model_fields}
+        stale = report.reported_at < stale_before
+        entry.audit.append(
+            SpoolStatus.model_validate({**state, "reported_at": report.reported_at, "stale": stale})
+        )
     for row in rows:
         links = row["gateways"]
         assert isinstance(links, list)
         for link in links:
             if not link.sessions:
                 continue
-            entry = seen.setdefault(
-                link.gateway,
-                GatewayStatus(
-                    gateway=link.gateway, connectors=[], sessions=0, streams=0, rtt_ms=None
-                ),
-            )
+            entry = seen.setdefault(link.gateway, GatewayStatus(gateway=link.gateway))
             entry.connectors.append(str(row["name"]))
             entry.sessions += link.sessions
             entry.streams += link.streams
@@ -199,7 +223,8 @@ def admin_routes(api: APIRouter) -> None:
     )
     def gateway_status(who: AnyCaller, session: DbSession) -> list[GatewayStatus]:
         now = utcnow()
-        return _gateways([_status(row, now) for row in connectors.all_connectors(session)])
+        rows = [_status(row, now) for row in connectors.all_connectors(session)]
+        return _gateways(rows, gateway_reports.latest(session), now)
 
 
 def connector_routes(api: APIRouter) -> None:
