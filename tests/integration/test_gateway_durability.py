@@ -20,7 +20,7 @@ import pytest
 
 from gatewaykit import app_token, publish_app, wait_for_port, wait_for_route
 from netkit import free_port
-from zgproc import Running, stop
+from zgproc import Running, admin, stop
 
 HOST = "grafana.zerogate.localhost"
 POLICY = """\
@@ -310,6 +310,9 @@ def test_a_full_disk_fails_closed_and_loses_no_answered_event(
         reported = wait_for_reported_spool(up, accepting=False)
         assert reported["refusal"] == "the audit spool cannot be written"
         assert reported["stale"] is False
+        shown = admin(up, up.token, "gateway", "status")
+        assert shown.returncode == 0, shown.stderr
+        assert "killable" in shown.stdout and "refusing" in shown.stdout
 
         subprocess.run(["mount", "-o", "remount,size=16m", str(spool)], check=True)
         before = len(answered)

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from zerogate.cli import transfer
 from zerogate.cli.admin_connectors import add_connector_commands
+from zerogate.cli.admin_gateways import add_gateway_commands
 from zerogate.cli.admin_policy import policy_app
 from zerogate.cli.admin_tokens import audit_app, token_app
 from zerogate.cli.client import Api, target_from_env
@@ -178,6 +179,10 @@ for _kind in KINDS:
         _connectors = kind_app(_kind, skip=frozenset({"create", "list"}))
         add_connector_commands(_connectors, api)
         app.add_typer(_connectors, name="connector")
+    elif _kind.name == "gateway":
+        _gateways = kind_app(_kind)
+        add_gateway_commands(_gateways, api)
+        app.add_typer(_gateways, name="gateway")
     else:
         app.add_typer(kind_app(_kind), name=_kind.name.replace("_", "-"))
 app.add_typer(token_app(api), name="token")
