@@ -17,7 +17,8 @@ from zerogate.core.audit import AuditRecord, Outcome, canonical_parts, chain_has
 from zerogate.core.inventory import AppSpec, DepartmentSpec, GroupSpec, UserSpec
 from zerogate.core.inventory.document import validate_document
 from zerogate.core.inventory.kinds import KINDS_BY_NAME
-from zerogate.store import audit
+from zerogate.core.spool_report import SpoolReport
+from zerogate.store import audit, gateway_reports
 from zerogate.store.db import Database, DatabaseError, JsonText, open_database
 from zerogate.store.errors import Conflict, Invalid, NotFound
 from zerogate.store.inventory import Inventory
@@ -234,3 +235,26 @@ def test_sqlite_commits_reach_the_disk_before_they_return(tmp_path: Path) -> Non
             assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     finally:
         db.close()
+
+
+def test_gateway_reports_keep_the_latest_per_worker_and_forget_the_long_silent(
+    db: Database,
+) -> None:
+    start = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+    def report(gateway: str, worker: int, at: datetime, accepting: bool = True) -> None:
+        state = SpoolReport(gateway=gateway, worker=worker, accepting=accepting, backlog_bytes=1)
+        with db.transaction() as session:
+            gateway_reports.record(session, "token:gw:1", state, at)
+
+    def shown() -> list[tuple[str, int, bool]]:
+        with db.transaction() as session:
+            rows = gateway_reports.latest(session)
+            return [(r.gateway, r.worker, bool(r.report["accepting"])) for r in rows]
+
+    report("old", 0, start)
+    report("edge", 1, start + timedelta(hours=1))
+    report("edge", 1, start + timedelta(hours=2), accepting=False)  # the same worker, updated
+    assert shown() == [("edge", 1, False), ("old", 0, True)]
+    report("edge", 0, start + timedelta(days=1, minutes=30))  # a new worker, a day later
+    assert shown() == [("edge", 0, True), ("edge", 1, False)]  # "old" was silent a day: gone

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from zerogate.core.audit import AuditAction, Outcome
@@ -15,6 +15,7 @@ from zerogate.store import audit
 from zerogate.store.models import GatewayReport
 
 log = logging.getLogger("zerogate.store.gateway_reports")
+FORGET_AFTER = timedelta(days=1)  # a worker silent this long is no longer shown
 
 
 def record(session: Session, actor: str, report: SpoolReport, now: datetime) -> None:
@@ -30,6 +31,9 @@ def record(session: Session, actor: str, report: SpoolReport, now: datetime) -> 
     was_accepting = True if row is None else bool(row.report.get("accepting", True))
     state = report.model_dump(mode="json")
     if row is None:
+        # A worker not seen before: the time to forget those gone silent long ago (a gateway
+        # renamed, run with fewer workers, or retired), which would otherwise show forever.
+        session.execute(delete(GatewayReport).where(GatewayReport.reported_at < now - FORGET_AFTER))
         row = GatewayReport(gateway=report.gateway, worker=report.worker)
         session.add(row)
     row.actor, row.report, row.reported_at = actor, state, now
