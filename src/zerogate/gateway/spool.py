@@ -723,6 +723,9 @@ class AsyncShipper:
 
     async def _post(self, lines: list[bytes]) -> None:
         state = {**self._who, **self.spool.state(), "rejected": self.rejected}
+        # Counted as told when tried: a report that failed is tried again when next due, not
+        # every round (the disk-failure rounds skip the shipping's backoff).
+        self._reported_at, self._reported_accepting = time.monotonic(), bool(state["accepting"])
         response = await self._client.post(
             self._url,
             content=b'{"events":[' + b",".join(lines) + b"]}",
@@ -733,8 +736,6 @@ class AsyncShipper:
         )
         if response.status_code != 422 or not lines:
             response.raise_for_status()
-            self._reported_at = time.monotonic()
-            self._reported_accepting = bool(state["accepting"])
             return
         if len(lines) > 1:
             half = len(lines) // 2
