@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -364,6 +365,20 @@ def test_sigkill_from_outside_loses_no_flushed_event(tmp_path: Path) -> None:
 # --- the shipper ------------------------------------------------------------------------------
 
 
+def to_control_plane(
+    spool: Spool, control_plane: Callable[[httpx.Request], httpx.Response], **options: Any
+) -> AsyncShipper:
+    """A shipper whose control plane is `control_plane`, called in-process for each request."""
+    return AsyncShipper(
+        spool,
+        "https://control.test/",
+        "zgt_gw",
+        ssl.create_default_context(),
+        transport=httpx.MockTransport(control_plane),
+        **options,
+    )
+
+
 def test_async_shipper_posts_retries_and_isolates_a_bad_event(tmp_path: Path) -> None:
     stored: list[int] = []
     requests = 0
@@ -383,15 +398,12 @@ def test_async_shipper_posts_retries_and_isolates_a_bad_event(tmp_path: Path) ->
 
     async def scenario() -> AsyncShipper:
         spool = Spool(tmp_path)
-        shipper = AsyncShipper(
+        shipper = to_control_plane(
             spool,
-            "https://control.test/",
-            "zgt_gw",
-            ssl.create_default_context(),
+            control_plane,
             interval=0.01,
             batch=4,
             max_backoff=0.05,
-            transport=httpx.MockTransport(control_plane),
         )
         shipper.start(asyncio.get_running_loop())
         for n in range(10):
@@ -431,16 +443,13 @@ def test_async_shipper_reports_the_spool_state_with_events_and_on_every_change(
 
     async def scenario() -> None:
         spool = Spool(tmp_path, max_bytes=1 << 20)
-        shipper = AsyncShipper(
+        shipper = to_control_plane(
             spool,
-            "https://control.test/",
-            "zgt_gw",
-            ssl.create_default_context(),
+            control_plane,
             gateway="edge",
             worker=3,
             interval=0.01,
             report_every=3600,  # only the first round's report and the changes are due
-            transport=httpx.MockTransport(control_plane),
         )
         shipper.start(asyncio.get_running_loop())
         await until(lambda: len(posts) == 1)  # the first round: the state alone
@@ -486,14 +495,11 @@ def test_async_shipper_reports_when_it_has_been_silent(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         with Spool(tmp_path) as spool:
-            shipper = AsyncShipper(
+            shipper = to_control_plane(
                 spool,
-                "https://control.test/",
-                "zgt_gw",
-                ssl.create_default_context(),
+                control_plane,
                 interval=0.01,
                 report_every=0.1,
-                transport=httpx.MockTransport(control_plane),
             )
             shipper.start(asyncio.get_running_loop())
             while reports < 3:
