@@ -249,8 +249,8 @@ def test_gateway_reports_keep_the_latest_per_worker_and_forget_the_long_silent(
 
     def shown() -> list[tuple[str, int, bool]]:
         with db.transaction() as session:
-            rows = gateway_reports.latest(session)
-            return [(r.gateway, r.worker, bool(r.report["accepting"])) for r in rows]
+            reports = [reported.report for reported in gateway_reports.latest(session)]
+            return [(r.gateway, r.worker, r.accepting) for r in reports]
 
     report("old", 0, start)
     report("edge", 1, start + timedelta(hours=1))

@@ -89,7 +89,6 @@ def gateway(
         raise typer.Exit(supervise(count, _without_workers(sys.argv)))
     if worker_index is not None:
         data_dir = data_dir / f"worker-{worker_index}"
-        name = f"{name}-{worker_index}"
     settings = GatewaySettings(
         control_url=control.rstrip("/"),
         token=token.strip(),

@@ -59,26 +59,20 @@ class GatewaySpools(Collector):
         )
         try:
             with self._db.transaction() as session:
-                rows = [
-                    (row.gateway, str(row.worker), row.report, row.reported_at)
-                    for row in gateway_reports.latest(session)
-                ]
+                reports = gateway_reports.latest(session)
         except (DatabaseError, SQLAlchemyError):
-            rows = []  # /readyz says why; the request metrics are still worth serving
+            reports = []  # /readyz says why; the request metrics are still worth serving
         now = utcnow()
-        for gateway, worker, report, reported_at in rows:
-            key = [gateway, worker]
-            accepting.add_metric(key, 1.0 if report.get("accepting") else 0.0)
-            backlog.add_metric(key, _number(report.get("backlog_bytes")))
-            if report.get("max_bytes") is not None:
-                limit.add_metric(key, _number(report.get("max_bytes")))
-            refused.add_metric(key, _number(report.get("refused")))
-            age.add_metric(key, (now - reported_at).total_seconds())
+        for reported in reports:
+            report = reported.report
+            key = [report.gateway, str(report.worker)]
+            accepting.add_metric(key, float(report.accepting))
+            backlog.add_metric(key, report.backlog_bytes)
+            if report.max_bytes is not None:
+                limit.add_metric(key, report.max_bytes)
+            refused.add_metric(key, report.refused)
+            age.add_metric(key, (now - reported.at).total_seconds())
         yield from (accepting, backlog, limit, refused, age)
-
-
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, int | float) else 0.0
 
 
 class Metrics:

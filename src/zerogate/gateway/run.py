@@ -61,7 +61,7 @@ class GatewaySettings:
     data_dir: Path  # last good snapshot, audit spool
     listen_host: str = "127.0.0.1"
     port: int = 8444
-    name: str = "gateway"
+    name: str = "gateway"  # `--name`, as the control plane shows it; see `worker_name`
     poll_seconds: float = 1.0
     max_stale_seconds: float = 24 * 3600.0
     parent_pid: int | None = None  # exit when this process is gone (`zerogate up`'s child)
@@ -74,6 +74,12 @@ class GatewaySettings:
     # closed rather than serve unrecorded); None: only a full disk stops it. The default is
     # `zerogate gateway --audit-spool-max-mb`'s.
     spool_max_bytes: int | None = None
+
+    @property
+    def worker_name(self) -> str:
+        """The name in this process's audit events and tunnels: the gateway's, and with
+        several workers, the worker's index after it."""
+        return f"{self.name}-{self.worker}" if self.workers > 1 else self.name
 
 
 class SnapshotClient:
@@ -196,11 +202,7 @@ async def run(settings: GatewaySettings) -> None:
         settings.control_url,
         settings.token,
         trust,
-        # Reported as the gateway and the worker (the name in its events has the worker's
-        # index appended, `zerogate gateway --workers`).
-        gateway=settings.name.removesuffix(f"-{settings.worker}")
-        if settings.workers > 1
-        else settings.name,
+        gateway=settings.name,
         worker=settings.worker,
     )
     shipper.start(loop)
@@ -221,7 +223,7 @@ async def run(settings: GatewaySettings) -> None:
                 log.info("cut %d long-lived connections no longer allowed", cut)
         elif guard.enforcer is None:
             guard.enforcer = Enforcer(
-                state, portal=settings.control_url, gateway=settings.name, audit=audit
+                state, portal=settings.control_url, gateway=settings.worker_name, audit=audit
             )
         else:
             guard.enforcer.swap(state)
@@ -259,7 +261,9 @@ async def run(settings: GatewaySettings) -> None:
     reloading = loop.create_task(_reload_certificates(certificates, stop))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    log.info("gateway %s listening on %s:%d", settings.name, settings.listen_host, settings.port)
+    log.info(
+        "gateway %s listening on %s:%d", settings.worker_name, settings.listen_host, settings.port
+    )
     try:
         while not stop.is_set():
             fetching = asyncio.ensure_future(client.fetch(wait=LONG_POLL_SECONDS))
@@ -314,7 +318,7 @@ def _tunnel_registry(
         raise ValueError(f"{settings.key_file}: connector tunnels need an ECDSA key")
     return TunnelRegistry(
         loop,
-        gateway=settings.name,
+        gateway=settings.worker_name,
         signing_key=key,
         worker=settings.worker,
         workers=settings.workers,

@@ -24,8 +24,8 @@ Invariants:
    open; an unreadable line elsewhere is skipped and counted, never fatal.
 4. One process per directory: an exclusive `flock` on `lock`, released by the kernel when
    the process dies, however it dies. Gateway worker processes each need their own directory.
-5. `accepting` is False while events cannot be written (disk full, I/O error) or while the
-   backlog the control plane has not confirmed is at `max_bytes`; the gateway then refuses
+5. `accepting` is False while events cannot be written or made durable (disk full, I/O
+   error, a failed fsync) or while the backlog the control plane has not confirmed is at `max_bytes`; the gateway then refuses
    new requests (fail closed) instead of serving what it could not record. The backlog is
    measured at every flush and every confirmation; accepting resumes below 90 % of the
    limit, so the gateway does not flap at its edge.
@@ -55,7 +55,7 @@ from typing import Final, TypeVar
 import httpx
 
 from zerogate.core.audit import AuditRecord, Outcome
-from zerogate.core.spool_report import REPORT_SECONDS, SPOOL_HEADER
+from zerogate.core.spool_report import REPORT_SECONDS, SPOOL_HEADER, SpoolReport
 
 log = logging.getLogger("zerogate.gateway.spool")
 
@@ -658,7 +658,7 @@ class AsyncShipper:
     ) -> None:
         self.spool = spool
         self.rejected = 0
-        self._who = {"gateway": gateway, "worker": worker}
+        self._who: dict[str, object] = {"gateway": gateway, "worker": worker}
         self._report_every = report_every
         self._reported_at = -math.inf  # monotonic; -inf: report at the first round
         self._reported_accepting = True
@@ -722,16 +722,18 @@ class AsyncShipper:
             await self._post([])
 
     async def _post(self, lines: list[bytes]) -> None:
-        state = {**self._who, **self.spool.state(), "rejected": self.rejected}
+        report = SpoolReport.model_validate(
+            {**self._who, **self.spool.state(), "rejected": self.rejected}
+        )
         # Counted as told when tried: a report that failed is tried again when next due, not
         # every round (the disk-failure rounds skip the shipping's backoff).
-        self._reported_at, self._reported_accepting = time.monotonic(), bool(state["accepting"])
+        self._reported_at, self._reported_accepting = time.monotonic(), report.accepting
         response = await self._client.post(
             self._url,
             content=b'{"events":[' + b",".join(lines) + b"]}",
             headers={
                 "content-type": "application/json",
-                SPOOL_HEADER: json.dumps(state, separators=(",", ":")),
+                SPOOL_HEADER: report.model_dump_json(),
             },
         )
         if response.status_code != 422 or not lines:

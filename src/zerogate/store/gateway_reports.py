@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -50,8 +50,15 @@ def record(session: Session, actor: str, report: SpoolReport, now: datetime) -> 
     audit.append(session, [audit.new_record(actor, action, target, details, outcome=outcome)])
 
 
-def latest(session: Session) -> Sequence[GatewayReport]:
+@dataclass(frozen=True, slots=True)
+class Reported:
+    report: SpoolReport
+    at: datetime
+
+
+def latest(session: Session) -> list[Reported]:
     """Every worker's latest report, by gateway and worker."""
-    return session.scalars(
+    rows = session.scalars(
         select(GatewayReport).order_by(GatewayReport.gateway, GatewayReport.worker)
-    ).all()
+    )
+    return [Reported(SpoolReport.model_validate(row.report), row.reported_at) for row in rows]

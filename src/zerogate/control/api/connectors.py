@@ -11,7 +11,6 @@ it leaves the policy snapshot, so gateways drop its tunnels with the next snapsh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -31,7 +30,7 @@ from zerogate.pki import CertKind, PkiError
 from zerogate.store import audit, connectors, gateway_reports
 from zerogate.store.db import Database
 from zerogate.store.errors import NotFound
-from zerogate.store.models import Connector, GatewayReport, utcnow
+from zerogate.store.models import Connector, utcnow
 
 ConnectorName = Annotated[str, Path(pattern=NAME_PATTERN)]
 STALE_AFTER = timedelta(seconds=30)  # three missed health reports: offline
@@ -118,16 +117,19 @@ def _status(row: Connector, now: datetime) -> dict[str, object]:
 
 
 def _gateways(
-    rows: list[dict[str, object]], reports: Sequence[GatewayReport], now: datetime
+    rows: list[dict[str, object]], reports: list[gateway_reports.Reported], now: datetime
 ) -> list[GatewayStatus]:
     seen: dict[str, GatewayStatus] = {}
     stale_before = now - timedelta(seconds=STALE_AFTER_SECONDS)
-    for report in reports:
+    for reported in reports:
+        report = reported.report
         entry = seen.setdefault(report.gateway, GatewayStatus(gateway=report.gateway))
-        state = {k: v for k, v in report.report.items() if k in SpoolStatus.model_fields}
-        stale = report.reported_at < stale_before
         entry.audit.append(
-            SpoolStatus.model_validate({**state, "reported_at": report.reported_at, "stale": stale})
+            SpoolStatus(
+                **report.model_dump(exclude={"gateway"}),
+                reported_at=reported.at,
+                stale=reported.at < stale_before,
+            )
         )
     for row in rows:
         links = row["gateways"]
