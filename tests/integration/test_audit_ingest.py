@@ -7,16 +7,20 @@ real on-disk spool through the API and reopens it, as a restarted gateway would.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
+import ssl
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conftest import Control, bearer  # type: ignore[import-not-found]
-from zerogate.core.audit import AuditRecord
+from zerogate.core.audit import LINES_MEDIA_TYPE, AuditRecord, canonical, chain_hash_of
 from zerogate.core.policy.model import (
     App,
     Decision,
@@ -27,7 +31,7 @@ from zerogate.core.policy.model import (
 )
 from zerogate.core.policy.replay import access_event
 from zerogate.core.spool_report import SPOOL_HEADER
-from zerogate.gateway.spool import Spool, to_json
+from zerogate.gateway.spool import AsyncShipper, Spool, to_json
 
 URL = "/api/v1/audit/events"
 START = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -109,6 +113,78 @@ def test_ingest_stores_each_event_once(control: Control) -> None:
     assert denied["target"] == "app/wiki"
     assert denied["details"] == to_json(records[-1])["details"]
     assert datetime.fromisoformat(str(denied["time"])) == records[-1].time
+    assert _intact(control)
+
+
+def test_a_gateway_s_lines_are_hashed_as_they_came(control: Control) -> None:
+    """One event per line (`application/x-ndjson`), as gateways send their spools: each line,
+    in the canonical form, is the very bytes its link of the chain hashes."""
+    gateway = _gateway_token(control)
+    records = [_decision("alice", n) for n in range(3)] + [_decision("bob", 9, Effect.DENY)]
+    lines = [canonical(record) for record in records]
+    as_lines = {**gateway, "content-type": LINES_MEDIA_TYPE}
+
+    first = control.client.post(URL, content=b"\n".join(lines) + b"\n", headers=as_lines)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"accepted": 4, "stored": 4}
+    assert LINES_MEDIA_TYPE in first.headers["accept-post"]  # what tells gateways to send lines
+    again = control.client.post(URL, content=b"\n".join(lines), headers=as_lines)
+    assert again.json() == {"accepted": 4, "stored": 0}
+    enveloped = b'{"events":[' + b",".join(lines) + b"]}"  # the same events as JSON
+    assert control.client.post(URL, content=enveloped, headers=gateway).json()["stored"] == 0
+
+    stored = sorted(_stored(control), key=lambda event: int(str(event["seq"])))
+    assert [event["event_id"] for event in stored] == [record.event_id for record in records]
+    for before, event, line in zip(stored, stored[1:], lines[1:], strict=False):
+        assert event["hash"] == chain_hash_of(str(before["hash"]), int(str(event["seq"])), line)
+    assert stored[-1]["details"] == to_json(records[-1])["details"]
+    assert stored[-1]["outcome"] == "failure"
+
+    forged = canonical(replace(_decision("mallory", 2), action="policy.push"))
+    response = control.client.post(URL, content=lines[0] + b"\n" + forged, headers=as_lines)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"][:3] == ["body", 1, "action"]
+    assert len(_stored(control)) == 4
+    assert _intact(control)
+
+
+def test_a_gateway_s_shipper_sends_lines_once_told_it_may(control: Control, tmp_path: Path) -> None:
+    """The real shipper and the real control plane (in-process, over ASGI): the first post,
+    a report, goes as JSON; its answer's Accept-Post lists lines, and the events go as lines."""
+    token = _gateway_token(control)["Authorization"].removeprefix("Bearer ")
+    records = [_decision("alice", n) for n in range(5)]
+    forms: list[str] = []
+
+    class Recording(httpx.ASGITransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            forms.append(request.headers["content-type"])
+            return await super().handle_async_request(request)
+
+    async def ship() -> None:
+        with Spool(tmp_path / "spool") as spool:
+            shipper = AsyncShipper(
+                spool,
+                "https://control.test",
+                token,
+                ssl.create_default_context(),
+                interval=0.01,
+                transport=Recording(app=control.app),
+            )
+            shipper.start(asyncio.get_running_loop())
+            while not forms:
+                await asyncio.sleep(0.01)
+            for record in records:
+                spool.append(record)
+            while len(await asyncio.to_thread(_stored, control)) < len(records):
+                await asyncio.sleep(0.05)
+            await shipper.stop()
+
+    asyncio.run(asyncio.wait_for(ship(), timeout=60))
+    assert forms[0] == "application/json"  # the first report, before any answer
+    assert LINES_MEDIA_TYPE in forms[1:]
+    assert sorted(str(e["event_id"]) for e in _stored(control)) == sorted(
+        r.event_id for r in records
+    )
     assert _intact(control)
 
 

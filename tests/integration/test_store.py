@@ -13,13 +13,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import insert, text
 
-from zerogate.core.audit import AuditRecord, Outcome, canonical_parts, chain_hash_of
+from zerogate.core.audit import AuditRecord, Outcome, canonicalise, chain_hash_of
 from zerogate.core.inventory import AppSpec, DepartmentSpec, GroupSpec, UserSpec
 from zerogate.core.inventory.document import validate_document
 from zerogate.core.inventory.kinds import KINDS_BY_NAME
 from zerogate.core.spool_report import SpoolReport
 from zerogate.store import audit, gateway_reports
-from zerogate.store.db import Database, DatabaseError, JsonText, open_database
+from zerogate.store.db import Database, DatabaseError, open_database
 from zerogate.store.errors import Conflict, Invalid, NotFound
 from zerogate.store.inventory import Inventory
 from zerogate.store.models import Base
@@ -207,9 +207,9 @@ def test_sqlite_bulk_insert_stores_what_sqlalchemy_would(tmp_path: Path) -> None
                 head = audit._head(session)
                 rows, previous = [], head.hash
                 for seq, record in enumerate(records, start=head.seq + 1):
-                    canonical, details = canonical_parts(record)
-                    digest = chain_hash_of(previous, seq, canonical)
-                    rows.append(audit._row(seq, record, previous, digest, JsonText(details)))
+                    event = canonicalise(record)
+                    digest = chain_hash_of(previous, seq, event.text)
+                    rows.append(audit._row(seq, event, previous, digest))
                     previous = digest
                 session.connection().execute(insert(audit._EVENTS), rows)
                 head.seq, head.hash = len(records), previous

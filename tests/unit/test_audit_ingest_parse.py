@@ -1,24 +1,32 @@
-"""The ingest fast path: whatever it accepts, `IngestBody` accepts too, with the same records."""
+"""The ingest fast paths: whatever they accept, the models accept too, with the same records."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.exceptions import RequestValidationError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zerogate.control.api.audit import (
+from zerogate.control.api.ingest import (
     MAX_DETAILS_DEPTH,
+    MAX_INGEST,
     IngestBody,
+    IngestEvent,
+    _canonical_line,
     _fast_event,
     _NotSure,
     _shallow,
     _shallow_enough,
     parse_ingest,
+    parse_ingest_body,
+    parse_ingest_lines,
 )
+from zerogate.core.audit import AuditRecord, canonical, canonicalise
 
 GOOD: dict[str, Any] = {
     "event_id": "0123456789abcdef0123456789abcdef",
@@ -198,3 +206,107 @@ def test_a_gateway_s_batch_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) 
 def test_counting_brackets_decides_depth_as_the_walk_does(detail: object) -> None:
     value = detail if isinstance(detail, dict) else {"d": detail}
     assert _shallow_enough(value) == _shallow(value, 0)
+
+
+# --- newline-delimited events ------------------------------------------------------------------
+
+
+def _line(event: dict[str, Any], spelling: str) -> bytes:
+    if spelling == "canonical":  # as gateways write them
+        return json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
+    if spelling == "orjson":  # sorted too, but raw UTF-8 and orjson's floats
+        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+    return json.dumps(event).encode()  # unsorted, spaced
+
+
+CANONICAL_GOOD = {**GOOD, "time": "2026-11-24T01:21:33.364701Z"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    vary=st.sampled_from([None, None, "event_id", "time", "actor", "action", "target", "outcome"]),
+    event_id=ids,
+    time=st.one_of(st.just("0999-01-01T00:00:00.000000Z"), times),
+    text=texts,
+    outcome=st.sampled_from(["maybe", 1]),
+    detail=st.one_of(
+        details,
+        st.just([]),
+        st.just(_nested(MAX_DETAILS_DEPTH + 1)),
+        st.just({"event_id": "x", "l": [{"a": 1}, {"details": 2}]}),  # the keys, nested
+        st.integers(2**63, 2**70).map(lambda big: {"big": big}),
+    ),
+    spelling=st.sampled_from(["canonical", "canonical", "orjson", "plain"]),
+)
+def test_a_line_taken_as_it_came_is_the_canonical_form_of_what_the_model_reads(
+    vary: str | None,
+    event_id: object,
+    time: object,
+    text: object,
+    outcome: object,
+    detail: object,
+    spelling: str,
+) -> None:
+    """Each example is a good event with one field (or none) made odd, in one spelling."""
+    odd = {"event_id": event_id, "time": time, "outcome": outcome}
+    event = {**CANONICAL_GOOD, "details": detail}
+    if vary is not None:
+        event[vary] = odd.get(vary, text)
+    try:
+        line = _line(event, spelling)
+    except TypeError:  # orjson: an integer past 64 bits
+        return
+    try:
+        fast = _canonical_line(line)
+    except (_NotSure, ValueError, TypeError):
+        return
+    model = IngestEvent.model_validate_json(line)
+    assert fast == canonicalise(model.record())
+    assert fast.text == line  # hashed as it came
+
+
+def test_a_gateway_s_lines_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_model(*_: object) -> object:
+        raise AssertionError("the model was asked")
+
+    records = [
+        AuditRecord(
+            event_id=f"296bd9d1daa6{n:020d}",
+            time=datetime(2026, 11, 24, 1, 2, 3, n, tzinfo=UTC),
+            actor="user:alice",
+            action="access.decision",
+            target="app/type-1",  # "e-1": no alarm for the float spellings
+            details={"request": {"duration_ms": 0.25, "path": "/page-2"}, "n": n},
+        )
+        for n in range(3)
+    ]
+    body = b"\n".join(canonical(record) for record in records) + b"\n"
+    monkeypatch.setattr(IngestEvent, "model_validate_json", no_model)
+    assert parse_ingest_lines(body) == [canonicalise(record) for record in records]
+
+
+def test_lines_are_judged_each_by_the_model() -> None:
+    good = _line(CANONICAL_GOOD, "canonical")
+    spaced = _line({**GOOD, "event_id": "abcdefgh"}, "plain")  # not canonical, still valid
+    events = parse_ingest_lines(good + b"\n" + spaced)
+    assert [event.event_id for event in events] == [GOOD["event_id"], "abcdefgh"]
+    assert events[1] == canonicalise(IngestEvent.model_validate_json(spaced).record())
+    assert parse_ingest_lines(b"") == []
+    bad = _line({**CANONICAL_GOOD, "action": "policy.push"}, "canonical")
+    with pytest.raises(RequestValidationError) as caught:
+        parse_ingest_lines(b"\n".join([good, good, bad, good]))
+    assert [error["loc"][:3] for error in caught.value.errors()] == [("body", 2, "action")]
+    with pytest.raises(RequestValidationError) as caught:
+        parse_ingest_lines(good + b"\n\n" + good)  # an empty line is no event
+    assert caught.value.errors()[0]["loc"][:2] == ("body", 1)
+    with pytest.raises(RequestValidationError, match="at most"):
+        parse_ingest_lines(b"\n".join([good] * (MAX_INGEST + 1)))
+
+
+def test_the_media_type_chooses_the_form() -> None:
+    line = _line(CANONICAL_GOOD, "canonical")
+    as_lines = parse_ingest_body(line, "application/x-ndjson; charset=utf-8")
+    as_json = parse_ingest_body(b'{"events":[' + line + b"]}", "application/json")
+    assert as_lines == as_json == parse_ingest_body(b'{"events":[' + line + b"]}", None)
+    with pytest.raises(RequestValidationError):
+        parse_ingest_body(line, "application/json")  # a line is no JSON body

@@ -17,14 +17,15 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from zerogate.core.audit import AuditRecord, Outcome
+from zerogate.core.audit import LINES_MEDIA_TYPE, AuditRecord, Outcome, canonical
 from zerogate.core.spool_report import SPOOL_HEADER, SpoolReport
 from zerogate.gateway.spool import AsyncShipper, Cursor, Spool, SpoolBusy, to_json
 
@@ -86,13 +87,21 @@ def test_append_flush_read_mark(spool: Spool) -> None:
         spool.mark_shipped(Cursor(cursor.segment, cursor.offset + 1))
 
 
-def test_lines_are_plain_json(spool: Spool) -> None:
-    spool.append(record(1))
+def test_lines_are_the_events_canonical_json(spool: Spool) -> None:
+    """The control plane hashes a canonical line as it comes (`core.audit.canonical`)."""
+    others = [
+        replace(record(2), time=datetime(2025, 3, 1, 11, 30, tzinfo=timezone(timedelta(hours=2)))),
+        replace(record(3), actor="user:zoë", details={"z": "ü\x7f", "a": [1.5, 1e-07, None]}),
+    ]
+    for event in (record(1), *others):
+        spool.append(event)
     spool.flush()
     (segment,) = segment_files(spool.directory)
-    line = json.loads(segment.read_bytes())
-    assert line == to_json(record(1))
-    assert line["time"] == "2025-03-01T09:30:01.000001+00:00"
+    lines = segment.read_bytes().splitlines(keepends=True)
+    assert lines == [canonical(event) + b"\n" for event in (record(1), *others)]
+    assert [json.loads(line) for line in lines] == [to_json(e) for e in (record(1), *others)]
+    assert json.loads(lines[0])["time"] == "2025-03-01T09:30:01.000001Z"
+    assert json.loads(lines[1])["time"] == "2025-03-01T09:30:00.000000Z"
 
 
 def test_restart_resumes_at_the_cursor(tmp_path: Path) -> None:
@@ -423,8 +432,66 @@ def test_async_shipper_posts_retries_and_isolates_a_bad_event(tmp_path: Path) ->
 
 
 def shipped_line(n: int) -> bytes:
-    """An event's line as the gateway writes it (compact: what the shipper recognises)."""
-    return json.dumps(to_json(record(n)), separators=(",", ":")).encode() + b"\n"
+    """An event's line as the gateway writes it (canonical: what the shipper recognises)."""
+    return canonical(record(n)) + b"\n"
+
+
+def test_async_shipper_sends_its_lines_as_they_are_to_a_control_plane_that_reads_them(
+    tmp_path: Path,
+) -> None:
+    """Lines once the control plane lists them in Accept-Post; an older one (here, the same
+    address answering as one) loses nothing: a refused line is offered again as JSON."""
+    reads_lines = True
+    stored: list[tuple[int, str]] = []  # (event, the form it came in)
+    posts = 0
+
+    def control_plane(request: httpx.Request) -> httpx.Response:
+        nonlocal posts
+        posts += 1
+        if request.headers["content-type"] == LINES_MEDIA_TYPE:
+            if not reads_lines:  # an older control plane: the body is not its JSON
+                return httpx.Response(422, json={"detail": "not JSON"})
+            lines = request.content.split(b"\n")
+            events, form = [json.loads(line) for line in lines], "lines"
+            for line, event in zip(lines, events, strict=True):  # as they were written
+                assert line == canonical(record(int(event["event_id"], 16), target=event["target"]))
+        else:
+            events, form = json.loads(request.content)["events"], "json"
+        if any(event["target"] == "app/poison" for event in events):
+            return httpx.Response(422, json={"detail": "invalid request"})
+        stored.extend((int(event["event_id"], 16), form) for event in events)
+        accept = {"accept-post": f"application/json, {LINES_MEDIA_TYPE}"} if reads_lines else {}
+        return httpx.Response(200, headers=accept, json={"accepted": len(events), "stored": 0})
+
+    async def until(condition: Callable[[], bool]) -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> AsyncShipper:
+        nonlocal reads_lines
+        spool = Spool(tmp_path)
+        shipper = to_control_plane(spool, control_plane, interval=0.01, max_backoff=0.05)
+        shipper.start(asyncio.get_running_loop())
+        await until(lambda: posts >= 1)  # the first report, in JSON: its answer lists lines
+        for n in range(5):
+            spool.append_line(
+                canonical(record(n, target="app/poison" if n == 4 else "app/wiki")) + b"\n"
+            )
+        await until(lambda: len(stored) == 4 and shipper.rejected == 1)
+        reads_lines = False
+        spool.append_line(shipped_line(5))
+        spool.append_line(shipped_line(6))
+        await until(lambda: len(stored) == 6)
+        spool.append_line(shipped_line(7))
+        await until(lambda: len(stored) == 7)
+        await shipper.stop()
+        spool.close()
+        return shipper
+
+    shipper = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    assert sorted(stored) == [(0, "lines"), (1, "lines"), (2, "lines"), (3, "lines"),
+                              (5, "json"), (6, "json"), (7, "json")]  # fmt: skip
+    assert shipper.rejected == 1  # the poisoned event, refused as a line and as JSON
 
 
 def test_async_shipper_reports_the_spool_state_with_events_and_on_every_change(

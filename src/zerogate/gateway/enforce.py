@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from zerogate.core.memo import Memo
 from zerogate.core.policy.compile import CompiledPolicy, compile_policy
-from zerogate.core.policy.event_line import EventLines, facts
+from zerogate.core.policy.event_line import EventLines, Part, facts
 from zerogate.core.policy.model import (
     App,
     Decision,
@@ -176,7 +176,7 @@ class Enforcer:
         # Timeless decisions, with the request context they were made for (its clock aside)
         # and the part of their audit line that does not change (`EventLines.part`).
         self._decisions: Memo[
-            tuple[str, str, str, str, str], tuple[RequestContext, Decision, str]
+            tuple[str, str, str, str, str], tuple[RequestContext, Decision, Part]
         ] = Memo(_DECISION_CACHE_LIMIT)
 
     def swap(self, state: State) -> None:
@@ -400,7 +400,7 @@ class Enforcer:
         version: int,
         request: Request,
         now: datetime,  # the request's time (a remembered `ctx` holds an earlier one)
-        part: str,  # EventLines.part of ctx, decision and version
+        part: Part,  # EventLines.part of ctx, decision and version
     ) -> Callable[[Outcome], None]:
         def done(outcome: Outcome) -> None:
             details = facts(

@@ -54,7 +54,7 @@ from typing import Final, TypeVar
 
 import httpx
 
-from zerogate.core.audit import AuditRecord, Outcome
+from zerogate.core.audit import LINES_MEDIA_TYPE, AuditRecord, Outcome, canonical_time
 from zerogate.core.spool_report import REPORT_SECONDS, SPOOL_HEADER, SpoolReport
 
 log = logging.getLogger("zerogate.gateway.spool")
@@ -84,13 +84,14 @@ class Cursor:
 
 
 def to_json(record: AuditRecord) -> dict[str, object]:
-    """The wire and disk form of an event: every field, the time in ISO-8601 UTC."""
+    """The wire and disk form of an event: every field, the time in ISO-8601 UTC as the
+    audit chain writes it (`canonical_time`)."""
     # A naive time is taken as UTC (the house clock is `datetime.now(UTC)`); astimezone on
     # a naive value would silently apply the host's local zone instead.
     time = record.time if record.time.tzinfo else record.time.replace(tzinfo=UTC)
     return {
         "event_id": record.event_id,
-        "time": time.astimezone(UTC).isoformat(),
+        "time": canonical_time(time),
         "actor": record.actor,
         "action": record.action,
         "target": record.target,
@@ -100,9 +101,13 @@ def to_json(record: AuditRecord) -> dict[str, object]:
 
 
 # ASCII-only (the default) and no raw newline inside (JSON escapes them): one event is
-# exactly one line. NaN is refused here, where the bug is, rather than by the control plane's
-# database later. One encoder for every event: `json.dumps` with options builds one per call.
-_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False)
+# exactly one line. Sorted keys and no spaces: the audit chain's canonical form, which the
+# control plane takes as it comes (a test holds the two equal). NaN is refused here, where the
+# bug is, rather than by the control plane later. One encoder for every event: `json.dumps`
+# with options builds one per call.
+_ENCODER: Final = json.JSONEncoder(
+    separators=(",", ":"), default=str, allow_nan=False, sort_keys=True
+)
 
 
 def _encode(record: AuditRecord) -> bytes:
@@ -136,15 +141,17 @@ def decode_line(line: bytes) -> AuditRecord | None:
 
 
 _READ_CHUNK: Final = 1 << 20
+_LINE_STARTS: Final = (b'{"action":"', b'{"event_id":"')
 
 
 def _event_line(line: bytes) -> bytes | None:
     """The line (without its newline) if it looks like an event as this spool writes them
-    (`{"event_id":"` … `}`, no NUL); None when it is not one (a lost block, a torn line).
+    (`{"action":"` … `}`, or `{"event_id":"` … `}` as spools wrote them before events were
+    canonical; no NUL); None when it is not one (a lost block, a torn line).
     Shipping sends the lines as they are: the control plane validates every event anyway,
     and refuses a malformed one with 422, which `AsyncShipper` isolates and drops. Decoding
     each line here, only to send it unchanged, cost the gateway as much as a decision."""
-    if line.startswith(b'{"event_id":"') and line.endswith(b"}") and b"\x00" not in line:
+    if line.startswith(_LINE_STARTS) and line.endswith(b"}") and b"\x00" not in line:
         return line
     return None
 
@@ -638,7 +645,10 @@ class AsyncShipper:
     up to `max_backoff`, so a fleet of gateways does not stampede a recovering control plane.
     A batch the control plane refuses as invalid (422) is split in halves until the bad
     events are isolated; those are logged and dropped (`rejected`), or one malformed event
-    would block the spool forever.
+    would block the spool forever. Batches go as the spool's lines, one per line
+    (`LINES_MEDIA_TYPE`), once the control plane has said in `Accept-Post` that it reads
+    them, else in a JSON envelope; a line refused alone is offered once more in the envelope
+    before it is dropped, so an older control plane behind the same address loses nothing.
     """
 
     def __init__(
@@ -662,6 +672,7 @@ class AsyncShipper:
         self._report_every = report_every
         self._reported_at = -math.inf  # monotonic; -inf: report at the first round
         self._reported_accepting = True
+        self._as_lines = False  # the control plane listed LINES_MEDIA_TYPE in Accept-Post
         self._url = control_url.rstrip("/") + INGEST_PATH
         self._interval, self._batch, self._max_backoff = interval, batch, max_backoff
         self._client = httpx.AsyncClient(
@@ -721,28 +732,36 @@ class AsyncShipper:
         if due or self.spool.accepting != self._reported_accepting:
             await self._post([])
 
-    async def _post(self, lines: list[bytes]) -> None:
+    async def _post(self, lines: list[bytes], *, as_json: bool = False) -> None:
         report = SpoolReport.model_validate(
             {**self._who, **self.spool.state(), "rejected": self.rejected}
         )
         # Counted as told when tried: a report that failed is tried again when next due, not
         # every round (the disk-failure rounds skip the shipping's backoff).
         self._reported_at, self._reported_accepting = time.monotonic(), report.accepting
+        # The lines as they are, one per line, to a control plane that said it reads them so;
+        # else (an older one, or before its first answer) in a JSON envelope.
+        as_lines = self._as_lines and bool(lines) and not as_json
         response = await self._client.post(
             self._url,
-            content=b'{"events":[' + b",".join(lines) + b"]}",
+            content=b"\n".join(lines) if as_lines else b'{"events":[' + b",".join(lines) + b"]}",
             headers={
-                "content-type": "application/json",
+                "content-type": LINES_MEDIA_TYPE if as_lines else "application/json",
                 SPOOL_HEADER: report.model_dump_json(),
             },
         )
+        if response.is_success:
+            self._as_lines = LINES_MEDIA_TYPE in response.headers.get("accept-post", "")
         if response.status_code != 422 or not lines:
             response.raise_for_status()
             return
         if len(lines) > 1:
             half = len(lines) // 2
-            await self._post(lines[:half])
-            await self._post(lines[half:])
+            await self._post(lines[:half], as_json=as_json)
+            await self._post(lines[half:], as_json=as_json)
+            return
+        if as_lines:  # refused as a line: perhaps by a control plane that reads only JSON
+            await self._post(lines, as_json=True)
             return
         self.rejected += 1
         log.error(

@@ -19,9 +19,10 @@ from zerogate.core.audit import (
     GENESIS_HASH,
     AuditAction,
     AuditRecord,
+    Canonical,
     ChainedRecord,
     Outcome,
-    canonical_parts,
+    canonicalise,
     chain_hash_of,
     moves_state,
     verify_chain,
@@ -88,18 +89,21 @@ def new_record(
 
 def append(session: Session, records: Sequence[AuditRecord]) -> None:
     """Add records to the chain inside the caller's transaction (they commit with the change)."""
-    if not records:
+    _append(session, [canonicalise(record) for record in records])
+
+
+def _append(session: Session, events: Sequence[Canonical]) -> None:
+    if not events:
         return
     head = _head(session)
     seq, previous = head.seq, head.hash
     rows = []
-    for record in records:
+    for event in events:
         seq += 1
-        canonical, details = canonical_parts(record)
-        digest = chain_hash_of(previous, seq, canonical)
-        rows.append(_row(seq, record, previous, digest, JsonText(details)))
+        digest = chain_hash_of(previous, seq, event.text)
+        rows.append(_row(seq, event, previous, digest))
         previous = digest
-        if moves_state(record.action):
+        if moves_state(event.action):
             head.state_seq = seq
     _insert(session, rows)
     head.seq, head.hash = seq, previous
@@ -149,15 +153,15 @@ def _sqlite_time(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
 
 
-def ingest(session: Session, records: Sequence[AuditRecord]) -> int:
-    """Append the records whose event_id is not stored yet, as they are; how many were new.
+def ingest(session: Session, events: Sequence[Canonical]) -> int:
+    """Append the events whose event_id is not stored yet, as they are; how many were new.
 
     For events built elsewhere (a gateway's decisions), which arrive at least once: a batch
     sent again after a lost answer stores nothing twice.
     """
-    unique: dict[str, AuditRecord] = {}
-    for record in records:
-        unique.setdefault(record.event_id, record)  # a repeat inside the batch, too
+    unique: dict[str, Canonical] = {}
+    for event in events:
+        unique.setdefault(event.event_id, event)  # a repeat inside the batch, too
     if not unique:
         return 0
     # Lock the chain head before looking: a concurrent ingest of the same retried batch then
@@ -167,23 +171,21 @@ def ingest(session: Session, records: Sequence[AuditRecord]) -> int:
     stored = set(
         session.scalars(select(AuditEvent.event_id).where(AuditEvent.event_id.in_(list(unique))))
     )
-    new = [record for event_id, record in unique.items() if event_id not in stored]
-    append(session, new)
+    new = [event for event_id, event in unique.items() if event_id not in stored]
+    _append(session, new)
     return len(new)
 
 
-def _row(
-    seq: int, record: AuditRecord, previous: str, digest: str, details: JsonText
-) -> dict[str, object]:
+def _row(seq: int, event: Canonical, previous: str, digest: str) -> dict[str, object]:
     return {
         "seq": seq,
-        "event_id": record.event_id,
-        "time": record.time,
-        "actor": record.actor,
-        "action": record.action,
-        "target": record.target,
-        "outcome": str(record.outcome),
-        "details": details,  # the very text the hash covers
+        "event_id": event.event_id,
+        "time": event.time,
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "outcome": str(event.outcome),
+        "details": JsonText(event.details),  # the very text the hash covers
         "prev_hash": previous,
         "hash": digest,
     }

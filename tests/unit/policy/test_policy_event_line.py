@@ -1,4 +1,5 @@
-"""The gateway's hand-written event line is exactly the wire form of `access_event`."""
+"""The gateway's hand-written event line is exactly the canonical form of `access_event`,
+the bytes the audit chain hashes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from policystrategies import EXAMPLES, contexts
 
+from zerogate.core.audit import AuditRecord, canonical
 from zerogate.core.policy.event_line import EventLines, facts
 from zerogate.core.policy.model import App, Decision, Effect, Reason, ReasonCode, RequestContext
 from zerogate.core.policy.replay import access_event, recorded_decision
@@ -58,6 +60,13 @@ def _as_sets(wire: dict[str, object]) -> dict[str, object]:
     return wire
 
 
+def _canonical_line(record: AuditRecord) -> bytes:
+    """The canonical bytes of `record`, its groups and tags sorted, and a newline."""
+    details = _as_sets({"details": json.loads(json.dumps(dict(record.details)))})["details"]
+    assert isinstance(details, dict)
+    return canonical(replace(record, details=details)) + b"\n"
+
+
 @EXAMPLES
 @given(
     first=contexts,
@@ -98,6 +107,7 @@ def test_the_line_is_the_wire_form_of_access_event(
         )
         written = json.loads(line)
         assert _as_sets(written) == _as_sets(json.loads(json.dumps(to_json(reference))))
+        assert line == _canonical_line(reference)
         assert recorded_decision(written["details"]).context == ctx
     # A context made earlier, written with the clock of now: as if made now.
     later = first.now + timedelta(minutes=7)
@@ -112,7 +122,7 @@ def test_the_line_is_the_wire_form_of_access_event(
         event_id=event_id,
         request=request,
     )
-    assert _as_sets(json.loads(line)) == _as_sets(json.loads(json.dumps(to_json(reference))))
+    assert line == _canonical_line(reference)
     # …and with the part made once before, as the gateway keeps it for a remembered decision.
     part = lines.part(first, decision, policy_version=version)
     kept = lines.line(
@@ -133,7 +143,7 @@ def test_a_naive_clock_is_taken_as_utc() -> None:
     line = EventLines("gw").line(
         ctx, Decision(Effect.ALLOW, "r"), policy_version=1, event_id="e1", request={}
     )
-    assert json.loads(line)["time"] == "2026-11-24T01:02:03+00:00"
+    assert json.loads(line)["time"] == "2026-11-24T01:02:03.000000Z"  # the canonical form
 
 
 @EXAMPLES
@@ -146,4 +156,4 @@ def test_the_facts_are_written_as_the_generic_path_writes_them(request: dict[str
     lines = EventLines("gw")
     given = lines.line(ctx, decision, policy_version=1, event_id="e", request=text)
     built = lines.line(ctx, decision, policy_version=1, event_id="e", request=request)
-    assert json.loads(given) == json.loads(built)
+    assert given == built

@@ -1,15 +1,17 @@
 """An access decision's audit event as one line of JSON, written directly, for the gateway.
 
-Where it sits: the gateway records one event per request in its spool, in the wire form the
-control plane ingests (`gateway.spool.to_json` of `replay.access_event`). Building those
-nested dicts and encoding them cost more than deciding the request did, so `EventLines`
-writes the text itself: the parts that recur from request to request (who is asking, the
-app) are encoded once and kept; only what is new each time (the ids, the clock, the path,
-the decision and the outcome) is encoded per request.
+Where it sits: the gateway records one event per request in its spool, as the line the
+control plane ingests: `replay.access_event` in the audit chain's canonical form
+(`core.audit.canonical_parts`: keys sorted, no spaces, ASCII, the time in UTC with six
+fractional digits and "Z"), which the control plane then hashes as it came, without decoding
+and encoding it again. Building those nested dicts and encoding them cost more than deciding
+the request did, so `EventLines` writes the text itself: the parts that recur from request to
+request (who is asking, the app, the decision) are encoded once and kept; only what is new
+each time (the id, the clock and the exchange's facts) is written per request.
 
-Invariant: `json.loads(EventLines(g).line(ctx, d, …))` equals `to_json(access_event(ctx, d,
-gateway=g, …))`, but for the order of the groups, which are a set (here they are sorted).
-A property test holds the two equal; a field added to the event must be added here too.
+Invariant: `EventLines(g).line(ctx, d, …)` is `canonical(access_event(ctx, d, gateway=g, …))`
+and a newline, the groups and tags (sets) written sorted. A property test holds the two
+equal; a field added to the event must be added here too.
 """
 
 from __future__ import annotations
@@ -22,15 +24,20 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import Final
 
-from zerogate.core.audit import AuditAction
+from zerogate.core.audit import AuditAction, canonical_time
 from zerogate.core.memo import Memo
 from zerogate.core.policy.model import App, Decision, Effect, RequestContext
 from zerogate.core.policy.replay import _device_json, _time_json
 
-_JSON: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_JSON: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False, sort_keys=True)
 _CACHE_LIMIT: Final = 4096
 _ACTION: Final = _JSON.encode(str(AuditAction.ACCESS_DECISION))
 _Who = tuple[object, ...]
+# The context's fields that come from the token, encoded: auth_time, department, groups,
+# identity_provider, mfa_time, office, principal, risk, user (the order of their keys).
+_WhoText = tuple[str, str, str, str, str, str, str, str, str]
+# A line but its id, clock and facts: the four texts around them (see `EventLines.line`).
+Part = tuple[str, str, str, str]
 
 
 def _text(value: str | None) -> str:
@@ -57,7 +64,8 @@ def _scalar(value: object) -> str:
 
 
 def _object(values: Mapping[str, object]) -> str:
-    return "{" + ",".join([f"{_text(key)}:{_scalar(value)}" for key, value in values.items()]) + "}"
+    pairs = sorted(values.items())
+    return "{" + ",".join([f"{_text(key)}:{_scalar(value)}" for key, value in pairs]) + "}"
 
 
 def facts(
@@ -68,9 +76,9 @@ def facts(
     if not math.isfinite(duration_ms):
         raise ValueError(f"not a JSON number: {duration_ms!r}")
     return (
-        f'{{"host":{_text(host)},"status":{int(status)},"bytes_in":{int(bytes_in)},'
-        f'"bytes_out":{int(bytes_out)},"duration_ms":{float.__repr__(float(duration_ms))},'
-        f'"error":{_text(error)}}}'
+        f'{{"bytes_in":{int(bytes_in)},"bytes_out":{int(bytes_out)},'
+        f'"duration_ms":{float.__repr__(float(duration_ms))},"error":{_text(error)},'
+        f'"host":{_text(host)},"status":{int(status)}}}'
     )
 
 
@@ -79,7 +87,7 @@ class EventLines:
 
     def __init__(self, gateway: str) -> None:
         self._gateway = _JSON.encode(gateway)
-        self._who: Memo[_Who, str] = Memo(_CACHE_LIMIT)
+        self._who: Memo[_Who, _WhoText] = Memo(_CACHE_LIMIT)
         self._apps: Memo[App, str] = Memo(_CACHE_LIMIT)
         self._addresses: Memo[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = Memo(
             _CACHE_LIMIT
@@ -94,50 +102,61 @@ class EventLines:
         event_id: str,
         request: Mapping[str, object] | str,
         now: datetime | None = None,
-        part: str | None = None,
+        part: Part | None = None,
     ) -> bytes:
-        """The event's JSON and a newline, ASCII only (so one event is exactly one line).
+        """The event's canonical JSON and a newline, ASCII only (so one event is one line).
 
         `now`, if given, stands for `ctx.now`: the event of `replace(ctx, now=now)`, without
         building that context (the gateway reuses one context for a remembered decision).
         `request` is the facts of the exchange, or their JSON text already (see `facts`).
         `part`, if given, is `self.part(ctx, decision, policy_version=…)`, made earlier."""
         clock = ctx.now if now is None else now
-        aware = clock if clock.tzinfo else clock.replace(tzinfo=UTC)
-        iso = aware.astimezone(UTC).isoformat()
-        # The context's clock as pydantic writes it: "Z" for UTC, else its own offset.
-        now_json = iso[:-6] + "Z" if clock.tzinfo is UTC else _time_json(clock, keep=False)
+        time = canonical_time(clock if clock.tzinfo else clock.replace(tzinfo=UTC))
+        # The context's clock as pydantic writes it: "Z" for UTC, no fraction when it is zero.
+        if clock.tzinfo is not UTC or time[0] == "0" or len(time) != 27:
+            now_json = _time_json(clock, keep=False)
+        else:
+            now_json = time if clock.microsecond else time[:-8] + "Z"
         facts = request if isinstance(request, str) else _object(request)
         if part is None:
             part = self.part(ctx, decision, policy_version=policy_version)
-        # The keys in an order that puts what changes from request to request at the ends.
+        before_now, before_facts, before_id, before_time = part
         line = (
-            f'{{"event_id":{_text(event_id)},"time":"{iso}",{part}'
-            f'"now":"{now_json}"}},"request":{facts}}}}}\n'
+            f"{before_now}{now_json}{before_facts}{facts}{before_id}{_text(event_id)}"
+            f'{before_time}{time}"}}\n'
         )
         return line.encode("ascii")
 
-    def part(self, ctx: RequestContext, decision: Decision, *, policy_version: int) -> str:
+    def part(self, ctx: RequestContext, decision: Decision, *, policy_version: int) -> Part:
         """Everything of the line but the event id, the clock and the exchange's facts: the
-        same for every request a remembered decision answers, so the gateway keeps it."""
+        same for every request a remembered decision answers, so the gateway keeps it.
+        The keys are written in sorted order, the canonical one."""
         text = _text
         would_be = "null" if decision.would_be is None else f'"{decision.would_be}"'
         reasons = ",".join([encode_basestring_ascii(str(reason)) for reason in decision.reasons])
         device = "null" if ctx.device is None else _JSON.encode(_device_json(ctx.device))
-        return (
-            f'"actor":{text(f"{ctx.principal}:{ctx.user}")},"action":{_ACTION},'
-            f'"target":{text(f"app/{ctx.app.name}")},'
-            f'"outcome":"{"success" if decision.effect is Effect.ALLOW else "failure"}",'
-            f'"details":{{"effect":"{decision.effect}","rule":{text(decision.rule)},'
-            f'"reasons":[{reasons}],"would_be":{would_be},'
-            f'"would_be_rule":{text(decision.would_be_rule)},'
-            f'"policy_version":{int(policy_version)},"gateway":{self._gateway},'
-            f'"context":{{{self._who_text(ctx)},"app":{self._app_text(ctx.app)},'
-            f'"source_ip":"{self._address_text(ctx.source_ip)}",'
-            f'"device":{device},"method":{text(ctx.method)},"path":{text(ctx.path)},'
+        auth, department, groups, idp, mfa, office, principal, risk, user = self._who_text(ctx)
+        outcome = "success" if decision.effect is Effect.ALLOW else "failure"
+        before_now = (
+            f'{{"action":{_ACTION},"actor":{text(f"{ctx.principal}:{ctx.user}")},'
+            f'"details":{{"context":{{"app":{self._app_text(ctx.app)},"auth_time":{auth},'
+            f'"department":{department},"device":{device},"groups":{groups},'
+            f'"identity_provider":{idp},"method":{text(ctx.method)},"mfa_time":{mfa},"now":"'
         )
+        before_facts = (
+            f'","office":{office},"path":{text(ctx.path)},"principal":{principal},'
+            f'"risk":{risk},"source_ip":"{self._address_text(ctx.source_ip)}","user":{user}}},'
+            f'"effect":"{decision.effect}","gateway":{self._gateway},'
+            f'"policy_version":{int(policy_version)},"reasons":[{reasons}],"request":'
+        )
+        before_id = (
+            f',"rule":{text(decision.rule)},"would_be":{would_be},'
+            f'"would_be_rule":{text(decision.would_be_rule)}}},"event_id":'
+        )
+        before_time = f',"outcome":"{outcome}","target":{text(f"app/{ctx.app.name}")},"time":"'
+        return before_now, before_facts, before_id, before_time
 
-    def _who_text(self, ctx: RequestContext) -> str:
+    def _who_text(self, ctx: RequestContext) -> _WhoText:
         """The context's fields that come from the token: the same on every request of a session."""
         if not (_utc_or_none(ctx.mfa_time) and _utc_or_none(ctx.auth_time)):
             # Equal instants in other zones are written differently: not a cache key.
@@ -159,22 +178,25 @@ class EventLines:
         return text
 
     @staticmethod
-    def _encode_who(ctx: RequestContext) -> str:
+    def _encode_who(ctx: RequestContext) -> _WhoText:
         encode = _JSON.encode
         mfa, auth = ctx.mfa_time, ctx.auth_time
         return (
-            f'"user":{encode(ctx.user)},"groups":{encode(sorted(ctx.groups))},'
-            f'"department":{encode(ctx.department)},"office":{encode(ctx.office)},'
-            f'"principal":{encode(str(ctx.principal))},'
-            f'"mfa_time":{"null" if mfa is None else encode(_time_json(mfa))},'
-            f'"auth_time":{"null" if auth is None else encode(_time_json(auth))},'
-            f'"identity_provider":{encode(ctx.identity_provider)},"risk":{encode(ctx.risk)}'
+            "null" if auth is None else encode(_time_json(auth)),
+            encode(ctx.department),
+            encode(sorted(ctx.groups)),
+            encode(ctx.identity_provider),
+            "null" if mfa is None else encode(_time_json(mfa)),
+            encode(ctx.office),
+            encode(str(ctx.principal)),
+            encode(ctx.risk),
+            encode(ctx.user),
         )
 
     def _app_text(self, app: App) -> str:
         text = self._apps.get(app)
         if text is None:
-            written = {"name": app.name, "tags": sorted(app.tags), "mode": str(app.mode)}
+            written = {"mode": str(app.mode), "name": app.name, "tags": sorted(app.tags)}
             text = self._apps.put(app, _JSON.encode(written))
         return text
 
