@@ -150,13 +150,19 @@ def _shallow(value: dict[str, object] | list[object], depth: int) -> bool:
 
 
 def _shallow_enough(details: dict[str, object]) -> bool:
-    """`_shallow(details, 0)`, decided for most events by counting: nesting needs a bracket
-    per level, so a text with few opening brackets (strings' included) cannot nest deeply.
-    The count is of orjson's text, a C pass far cheaper than walking every value in Python."""
+    """`_shallow(details, 0)`, decided for most events by counting (`_shallow_as_written`)
+    over orjson's text of them."""
     try:
         text = orjson.dumps(details)
     except TypeError:  # orjson.JSONEncodeError: too deep for orjson, or a huge integer
         return _shallow(details, 0)
+    return _shallow_as_written(text, details)
+
+
+def _shallow_as_written(text: bytes, details: dict[str, object]) -> bool:
+    """`_shallow(details, 0)` for details written as the JSON `text`: nesting needs a bracket
+    per level, so a text with few opening brackets (strings' included) cannot nest deeply.
+    Counting them is a C pass far cheaper than walking every value in Python."""
     return text.count(b"{") + text.count(b"[") <= MAX_DETAILS_DEPTH or _shallow(details, 0)
 
 
@@ -251,10 +257,7 @@ def _canonical_line(line: bytes) -> Canonical:
         raise _NotSure
     start = line.index(_DETAILS_KEY) + len(_DETAILS_KEY)
     details = line[start : line.rindex(_AFTER_DETAILS)]
-    # Nesting needs a bracket per level (see `_shallow_enough`).
-    if details.count(b"{") + details.count(b"[") > MAX_DETAILS_DEPTH and not _shallow(
-        raw["details"], 0
-    ):
+    if not _shallow_as_written(details, raw["details"]):
         raise _NotSure
     return Canonical(
         event_id=raw["event_id"],

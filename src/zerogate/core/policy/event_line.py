@@ -112,8 +112,9 @@ class EventLines:
         `part`, if given, is `self.part(ctx, decision, policy_version=…)`, made earlier."""
         clock = ctx.now if now is None else now
         time = canonical_time(clock if clock.tzinfo else clock.replace(tzinfo=UTC))
-        # The context's clock as pydantic writes it: "Z" for UTC, no fraction when it is zero.
-        if clock.tzinfo is not UTC or time[0] == "0" or len(time) != 27:
+        # The context's clock as pydantic writes it: "Z" for UTC, no fraction when it is zero;
+        # a year below 1000 (a shorter canonical time, unpadded) and other zones its own way.
+        if clock.tzinfo is not UTC or len(time) != 27:
             now_json = _time_json(clock, keep=False)
         else:
             now_json = time if clock.microsecond else time[:-8] + "Z"
