@@ -551,6 +551,46 @@ def test_async_shipper_reports_the_spool_state_with_events_and_on_every_change(
     SpoolReport.model_validate(first[1])  # what the control plane accepts
 
 
+def test_a_control_plane_that_does_not_answer_cannot_hold_back_the_disk_s_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report that the spool refuses goes out while the disk is failing; a control plane
+    that never answers it (a black-holed network) must not delay the next fsync, which is
+    what lets the gateway accept requests again."""
+    reports: list[dict[str, object]] = []
+    answer = asyncio.Event()
+
+    async def control_plane(request: httpx.Request) -> httpx.Response:
+        reports.append(json.loads(request.headers[SPOOL_HEADER]))
+        await answer.wait()  # never, until the end: the network swallows the request
+        return httpx.Response(200, json={"accepted": 0, "stored": 0})
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    async def until(condition: Callable[[], bool]) -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        with Spool(tmp_path) as spool:
+            spool.append_line(line(1))
+            monkeypatch.setattr(os, "fsync", failing)
+            shipper = to_control_plane(spool, control_plane, interval=0.01)  # type: ignore[arg-type]
+            shipper.start(asyncio.get_running_loop())
+            await until(lambda: not spool.accepting and len(reports) == 1)
+            assert reports[0]["accepting"] is False  # in flight, and it stays so
+            monkeypatch.undo()  # the disk works again: the next retry's fsync succeeds
+            await asyncio.wait_for(until(lambda: spool.accepting), timeout=5)
+            # One report of refusing in flight at a time, not one per retry (the shipment of
+            # event 1, now durable, may have followed: it says that the spool accepts).
+            assert [r["accepting"] for r in reports] in ([False], [False, True])
+            answer.set()
+            await shipper.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+
+
 def test_async_shipper_reports_when_it_has_been_silent(tmp_path: Path) -> None:
     reports = 0
 

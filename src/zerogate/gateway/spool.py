@@ -682,17 +682,19 @@ class AsyncShipper:
             headers={"Authorization": f"Bearer {token}"},
         )
         self._task: asyncio.Task[None] | None = None
+        self._aside: asyncio.Task[None] | None = None  # a report sent while the disk fails
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._task = loop.create_task(self._run(), name="audit-shipper")
 
     async def stop(self) -> None:
         """Stop shipping and make the buffered events durable; the next start ships them."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._aside):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._aside = None
         await self._client.aclose()
         await asyncio.to_thread(self.spool.flush)
 
@@ -705,8 +707,7 @@ class AsyncShipper:
             except OSError as exc:  # the local disk: no fleet to spare, so no long backoff
                 log.debug("audit spool: flush failed (%s)", exc)  # the spool logged the state
                 delay = _DISK_RETRY_SECONDS
-                with contextlib.suppress(Exception):  # the next round tries again
-                    await self._report_if_due()  # the control plane learns that it refuses
+                self._report_aside()  # the control plane learns that it refuses
                 continue
             try:
                 while await self._ship_batch() == self._batch:
@@ -724,6 +725,18 @@ class AsyncShipper:
             await self._post(lines)
         await asyncio.to_thread(self.spool.mark_shipped, cursor)
         return len(lines)
+
+    def _report_aside(self) -> None:
+        """`_report_if_due` without waiting for it, one at a time: while the disk fails, its
+        retries (each fsync that could let the gateway accept again) keep their pace even
+        when the control plane does not answer (a black-holed network holds a request for
+        the client's whole timeout)."""
+        if self._aside is None or self._aside.done():
+            self._aside = asyncio.get_running_loop().create_task(self._report_quietly())
+
+    async def _report_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # a report that failed is tried when next due
+            await self._report_if_due()
 
     async def _report_if_due(self) -> None:
         """An empty batch, for the spool's state alone: when nothing was sent for
