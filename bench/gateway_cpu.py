@@ -10,7 +10,9 @@ figure the Python data path is judged by, free of TLS, of the control plane, and
 upstream's cost.
 
 Run: `.venv/bin/python bench/gateway_cpu.py` (`--seconds N`, `--connections N`; `--tls` puts
-TLS 1.3 in front, with a throwaway `trustme` certificate, to see what TLS itself costs).
+TLS 1.3 in front, with a throwaway `trustme` certificate, to see what TLS itself costs;
+`--bare` measures `bench/bare_proxy.py`, the architecture's floor, in the gateway's place, in
+the same harness: TLS, one process, the same upstream and wrk).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from pathlib import Path
 HOST = "bench.zerogate.localhost"
 ISSUER = "https://control.bench.test"
 BODY = b"0123456789abcdefghij"  # 20 bytes
+COOKIE = "__Host-zerogate"
+BARE_COOKIE = "zg_session"  # what bench/bare_proxy.py (bench/http_authorizer.py) reads
 RULES = 1000
 GROUPS = 200
 APPS = 1000
@@ -221,11 +225,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def check(port: int, token: str, tls: bool) -> None:
+def check(port: int, token: str, tls: bool, cookie: str = COOKIE) -> None:
     """One request by hand: the gateway must forward it and bring back the upstream's body."""
     import ssl
 
-    request = f"GET / HTTP/1.1\r\nhost: {HOST}\r\ncookie: __Host-zerogate={token}\r\n\r\n"
+    request = f"GET / HTTP/1.1\r\nhost: {HOST}\r\ncookie: {cookie}={token}\r\n\r\n"
     with contextlib.ExitStack() as stack:
         sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
         if tls:  # the certificate is throwaway: only the forwarding is checked here
@@ -244,7 +248,9 @@ def check(port: int, token: str, tls: bool) -> None:
         raise SystemExit(f"the gateway did not forward the check request: {answer[:300]!r}")
 
 
-def wrk(port: int, token: str, seconds: int, connections: int, tls: bool) -> tuple[int, float]:
+def wrk(
+    port: int, token: str, seconds: int, connections: int, tls: bool, cookie: str = COOKIE
+) -> tuple[int, float]:
     """(requests, requests/s) of one wrk run; non-2xx answers fail the benchmark."""
     argv = [
         "wrk",
@@ -254,7 +260,7 @@ def wrk(port: int, token: str, seconds: int, connections: int, tls: bool) -> tup
         "-H",
         f"Host: {HOST}",
         "-H",
-        f"Cookie: __Host-zerogate={token}",
+        f"Cookie: {cookie}={token}",
         f"{'https' if tls else 'http'}://127.0.0.1:{port}/",
     ]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -267,11 +273,48 @@ def wrk(port: int, token: str, seconds: int, connections: int, tls: bool) -> tup
     return int(total.group(1)), float(rate.group(1))
 
 
+def start_gateway(
+    me: str, port: int, upstream: int, spool_dir: Path, tls: bool
+) -> tuple[subprocess.Popen[str], str]:
+    """The gateway in its own process; the app token it prints once it listens."""
+    argv = [sys.executable, me, "--gateway", str(port), str(upstream), str(spool_dir)]
+    gateway = subprocess.Popen(
+        [*argv, "tls" if tls else "plain"], stdout=subprocess.PIPE, text=True
+    )
+    assert gateway.stdout is not None
+    token = gateway.stdout.readline().strip()
+    if not token:
+        raise SystemExit("the gateway did not start")
+    return gateway, token
+
+
+def start_bare(scratch: Path, port: int, upstream: int) -> tuple[subprocess.Popen[str], str]:
+    """bench/bare_proxy.py, one process, TLS with a throwaway certificate; a token it takes."""
+    import trustme
+    from http_proxy import make_token
+
+    token = make_token(scratch, timedelta(hours=1))  # writes the key's JWK: authz-jwk.json
+    cert = trustme.CA().issue_cert("127.0.0.1", HOST)
+    cert.private_key_pem.write_to_path(str(scratch / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(scratch / "cert.pem"))
+    argv = [
+        *(sys.executable, str(Path(__file__).with_name("bare_proxy.py")), "--port", str(port)),
+        *("--upstream", str(upstream), "--jwk", str(scratch / "authz-jwk.json")),
+        *("--cert", str(scratch / "cert.pem"), "--key", str(scratch / "key.pem")),
+    ]
+    bare = subprocess.Popen(argv, text=True)
+    wait_listening(port)
+    return bare, token
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--tls", action="store_true", help="TLS 1.3 in front of the gateway")
+    parser.add_argument(
+        "--bare", action="store_true", help="bench/bare_proxy.py in the gateway's place (TLS)"
+    )
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)  # child role
     parser.add_argument("--gateway", nargs=4, help=argparse.SUPPRESS)  # child role
     args = parser.parse_args()
@@ -285,40 +328,33 @@ def main() -> None:
 
     me = str(Path(__file__).resolve())
     up_port, gw_port = free_port(), free_port()
+    tls, cookie = args.tls or args.bare, BARE_COOKIE if args.bare else COOKIE
     with tempfile.TemporaryDirectory(prefix="zerogate-bench-cpu-") as scratch:
         spool_dir = Path(scratch) / "spool"
         upstream = subprocess.Popen([sys.executable, me, "--upstream", str(up_port)])
-        gateway = subprocess.Popen(
-            [
-                sys.executable,
-                me,
-                "--gateway",
-                str(gw_port),
-                str(up_port),
-                str(spool_dir),
-                "tls" if args.tls else "plain",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        if args.bare:
+            gateway, token = start_bare(Path(scratch), gw_port, up_port)
+        else:
+            gateway, token = start_gateway(me, gw_port, up_port, spool_dir, tls)
         try:
             wait_listening(up_port)
-            assert gateway.stdout is not None
-            token = gateway.stdout.readline().strip()
-            if not token:
-                raise SystemExit("the gateway did not start")
-            check(gw_port, token, args.tls)
-            wrk(gw_port, token, 1, args.connections, args.tls)  # warm-up: connections, caches
+            check(gw_port, token, tls, cookie)
+            wrk(gw_port, token, 1, args.connections, tls, cookie)  # warm-up: connections, caches
             before = cpu_seconds(gateway.pid)
-            requests, rate = wrk(gw_port, token, args.seconds, args.connections, args.tls)
+            requests, rate = wrk(gw_port, token, args.seconds, args.connections, tls, cookie)
             used = cpu_seconds(gateway.pid) - before
             events = sum(segment.read_bytes().count(b"\n") for segment in spool_dir.glob("*.log"))
         finally:
             for process in (gateway, upstream):
                 process.terminate()
                 process.wait(10)
+    what = (
+        "bench/bare_proxy.py in the gateway's place (no policy, no audit)"
+        if args.bare
+        else f"1 gateway process, {RULES:,} rules, audit spooled"
+    )
     print(
-        f"gateway CPU benchmark: {'TLS 1.3' if args.tls else 'plain HTTP'}, 1 gateway process, {RULES:,} rules, audit spooled; "
+        f"gateway CPU benchmark: {'TLS 1.3' if tls else 'plain HTTP'}, {what}; "
         f"wrk -t1 -c{args.connections} -d{args.seconds}s; {platform.python_implementation()} "
         f"{platform.python_version()}, {os.cpu_count()} cores"
     )
