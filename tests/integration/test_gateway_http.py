@@ -15,7 +15,7 @@ from websockets.sync.client import connect as websocket_connect
 
 from gatewaykit import GatewayThread, raw, split_responses, status_of
 from netkit import free_port
-from zerogate.gateway.http import Forward, Options, Reply, Request, status_page
+from zerogate.gateway.http import Forward, Options, Outcome, Reply, Request, status_page
 from zerogate.gateway.upstream import Upstream
 
 HOST = "app.test"
@@ -233,6 +233,38 @@ def test_smuggling_is_refused_and_never_reaches_the_upstream(
     after = seen(upstream)
     new = after[len(before) + 1 :]  # the /seen call itself is one entry
     assert "/smuggled" not in new and all(p != "/echo" for p in new), new
+
+
+def test_a_request_cut_by_its_malformed_body_keeps_its_audit_event(upstream: int) -> None:
+    """An allowed request whose head has already reached the app, cut when its chunked body
+    turns malformed: the client gets 400, and the decision still gets its one event, which
+    says what happened (the app saw the head, so the trail must show the request)."""
+    outcomes: list[Outcome] = []
+    target = Upstream("127.0.0.1", upstream)
+
+    def handle(request: Request) -> Forward | Reply:
+        return Forward(target, done=outcomes.append)
+
+    with GatewayThread(handle, free_port()) as gateway:
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /cut-midway HTTP/1.1\r\nHost: app.test\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+            )
+            deadline = time.monotonic() + 10
+            while "/cut-midway" not in seen(upstream):
+                assert time.monotonic() < deadline, "the head never reached the upstream"
+                time.sleep(0.02)
+            sock.sendall(b"zz\r\n")  # not a chunk size
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        recorded = gateway.call(lambda: list(outcomes))
+    assert status_of(response) == 400
+    assert isinstance(recorded, list) and len(recorded) == 1
+    (outcome,) = recorded
+    assert outcome.status == 400 and outcome.bytes_in == 5
+    assert outcome.error is not None and outcome.error.startswith("cut: ")
 
 
 @pytest.mark.parametrize(

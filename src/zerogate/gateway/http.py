@@ -907,6 +907,11 @@ class ClientConnection(asyncio.Protocol):
         streaming = bool(self.cycles) and self.cycles[0].head_sent
         for cycle in self.cycles:  # nothing more may reach this client from an upstream
             cycle.abandon()
+            if not streaming and not cycle.head_sent:
+                cycle.status = status  # what the client is told, below
+            # A decision was made, and its request's head may already be at the app (a body
+            # that turned malformed later): its event must not be lost with the connection.
+            self.report(cycle, f"cut: {reason}")
         self.cycles.clear()
         if streaming:
             if self.transport is not None:
