@@ -52,13 +52,18 @@ def start_gateway(
     return subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
 
 
-def recorded_paths(up: Running) -> Counter[str]:
-    """Paths of every access decision the control plane holds, with their counts."""
+def control_api(up: Running) -> httpx.Client:
+    """The control plane's API, as the admin of `up`."""
     trust = ssl.create_default_context(cafile=str(up.data_dir / "ca.pem"))
     headers = {"authorization": f"Bearer {up.token}"}
+    return httpx.Client(base_url=up.url, verify=trust, headers=headers)
+
+
+def recorded_paths(up: Running) -> Counter[str]:
+    """Paths of every access decision the control plane holds, with their counts."""
     found: Counter[str] = Counter()
     params: dict[str, str | int] = {"action": "access.decision", "limit": 1000}
-    with httpx.Client(base_url=up.url, verify=trust, headers=headers) as api:
+    with control_api(up) as api:
         while True:
             events = api.get("/api/v1/audit/events", params=params).raise_for_status().json()
             for event in events:
@@ -213,11 +218,9 @@ def test_fail_static_while_the_control_plane_is_away_then_fail_closed(
 def wait_for_reported_spool(up: Running, accepting: bool) -> dict[str, object]:
     """The control plane's view of worker 0 of the gateway `killable`, once its audit spool
     is reported as `accepting` (up to 20 s): in the gateways' status and in `/metrics`."""
-    trust = ssl.create_default_context(cafile=str(up.data_dir / "ca.pem"))
-    headers = {"authorization": f"Bearer {up.token}"}
     sample = f'zerogate_gateway_audit_accepting{{gateway="killable",worker="0"}} {float(accepting)}'
     deadline = time.monotonic() + 20
-    with httpx.Client(base_url=up.url, verify=trust, headers=headers) as api:
+    with control_api(up) as api:
         while True:
             gateways = api.get("/api/v1/status/gateways").raise_for_status().json()
             workers = [w for g in gateways if g["gateway"] == "killable" for w in g["audit"]]
@@ -231,9 +234,7 @@ def wait_for_reported_spool(up: Running, accepting: bool) -> dict[str, object]:
 
 def spool_changes(up: Running) -> list[tuple[str, str, str]]:
     """The audit log's record of gateways refusing and accepting: (action, target, outcome)."""
-    trust = ssl.create_default_context(cafile=str(up.data_dir / "ca.pem"))
-    headers = {"authorization": f"Bearer {up.token}"}
-    with httpx.Client(base_url=up.url, verify=trust, headers=headers) as api:
+    with control_api(up) as api:
         events = [
             event
             for action in ("gateway.refusing", "gateway.accepting")

@@ -907,7 +907,7 @@ class ClientConnection(asyncio.Protocol):
         streaming = bool(self.cycles) and self.cycles[0].head_sent
         for cycle in self.cycles:  # nothing more may reach this client from an upstream
             cycle.abandon()
-            if not streaming and not cycle.head_sent:
+            if not streaming:  # then no cycle has sent its head
                 cycle.status = status  # what the client is told, below
             # A decision was made, and its request's head may already be at the app (a body
             # that turned malformed later): its event must not be lost with the connection.

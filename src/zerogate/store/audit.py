@@ -151,9 +151,9 @@ _SQLITE_INSERT = (
 
 def _sqlite_time(when: datetime) -> str:
     """What `UtcDateTime` stores on SQLite: UTC, no offset, always six fractional digits."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
     if when.tzinfo is not UTC:  # gateways' events come in UTC: the conversion is rare
-        if when.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
         when = when.astimezone(UTC)
     # isoformat pads every year to four digits, as the SQLite DateTime type does.
     return when.isoformat(" ", "microseconds")[:-6]
