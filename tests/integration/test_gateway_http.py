@@ -235,6 +235,22 @@ def test_smuggling_is_refused_and_never_reaches_the_upstream(
     assert "/smuggled" not in new and all(p != "/echo" for p in new), new
 
 
+@pytest.mark.parametrize("attack", ["two hosts", "invalid chunk size", "bare LF"])
+def test_whole_requests_before_a_malformed_one_get_their_own_answers_first(
+    gateway: GatewayThread, upstream: int, attack: str
+) -> None:
+    """Pipelined in one write: a valid request, then a malformed one. The first is answered
+    as if the second had not come (a client pairs answers with requests by their order:
+    a 400 in its place would be taken for its own answer, while the app acted on it)."""
+    first = b"POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello"
+    response = raw(gateway.port, first + SMUGGLING[attack])
+    answers = split_responses(response)
+    assert [status for status, _ in answers] == [200, 400], response[:300]
+    assert json.loads(answers[0][1])["body_size"] == 5
+    assert b"connection: close" in response.lower()
+    assert "/smuggled" not in seen(upstream)
+
+
 def test_a_request_cut_by_its_malformed_body_keeps_its_audit_event(upstream: int) -> None:
     """An allowed request whose head has already reached the app, cut when its chunked body
     turns malformed: the client gets 400, and the decision still gets its one event, which

@@ -507,6 +507,8 @@ class ClientConnection(asyncio.Protocol):
         self.http11 = True
         self.closing = False
         self.upgraded: Cycle | None = None
+        # A malformed request came after whole ones: its error, sent once they are answered.
+        self.broken: tuple[int, str] | None = None
         self._paused: set[str] = set()
         self._write_paused = False
         # The connection's one timer (see `_arm`): when it is due, and what it then calls.
@@ -540,7 +542,7 @@ class ClientConnection(asyncio.Protocol):
         self._arm(gateway.options.header_timeout, self._head_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
+        if self.closing or self.broken is not None:
             return
         if self.upgraded is not None:
             self._tunnel_in(self.upgraded, data)
@@ -761,6 +763,8 @@ class ClientConnection(asyncio.Protocol):
         self.resume("pipeline")
         if self.cycles:
             self._begin(self.cycles[0])
+        elif self.broken is not None:
+            self._refuse(*self.broken)
         elif self.parsing is None:
             self._idle()
 
@@ -900,7 +904,26 @@ class ClientConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _protocol_error(self, status: int, reason: str) -> None:
-        """The byte stream can no longer be trusted: answer (if we may) and close."""
+        """The byte stream can no longer be trusted: nothing more is read from it.
+
+        Requests that arrived whole before the broken one (pipelined, in the same read) are
+        answered first, in order, as if it had not come: a client pairs answers with its
+        requests by their order, so an error sent in their place would be taken for theirs,
+        while the app may have acted on them. Then the error, and the close."""
+        self.parsing = None
+        self._disarm()
+        if self.cycles and not self.cycles[-1].body_done and len(self.cycles) > 1:
+            # Its head was whole, its body is not: not begun (only the first one is), so
+            # neither decided nor forwarded, and nothing of it is owed to anyone.
+            self.cycles.pop().abandon()
+        if self.cycles and self.cycles[-1].body_done:
+            self.broken = (status, reason)
+            self.pause("broken")
+            return
+        self._refuse(status, reason)
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer a broken byte stream (if we may) and close; what is still open is cut."""
         self.send_held()
         self.closing = True
         self._disarm()
