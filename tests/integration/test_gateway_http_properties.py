@@ -1,6 +1,10 @@
-"""Property-based: random pipelines through the real gateway to the real upstream.
+"""Property-based: random traffic through the real gateway, both ways.
 
-Hypothesis writes a pipeline of valid requests (methods, headers in any case, spoofed identity
+Three properties. Random requests (below) to the real upstream; random answers from a
+scripted app (`test_random_answers_reach_the_client_exactly`); and a client that vanishes at
+a random point (`test_a_client_that_vanishes_anywhere_leaves_one_outcome_per_decision`).
+
+Requests: hypothesis writes a pipeline of valid requests (methods, headers in any case, spoofed identity
 headers, bodies by length or in chunks with extensions and trailers, `Expect: 100-continue`,
 `Connection: close` at the end), sometimes with one malformed request somewhere in it, and
 sends it on one connection cut at random points. An independent parser (h11, not the
@@ -20,6 +24,7 @@ import hashlib
 import itertools
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -207,7 +212,7 @@ class Answer:
     body: bytes
 
 
-def read_answers(sock: socket.socket, expected: list[bytes]) -> tuple[list[Answer], bool]:
+def read_answers(sock: socket.socket, expected: list[str]) -> tuple[list[Answer], bool]:
     """The answers to requests of methods `expected`, read with h11; and whether the gateway
     closed the connection after the last of them (with nothing more on it)."""
     conn = h11.Connection(h11.CLIENT)
@@ -264,11 +269,14 @@ class Recorder:
     def __init__(self, upstream: int) -> None:
         self.target = Upstream("127.0.0.1", upstream)
         self.outcomes: list[tuple[str, Outcome]] = []
+        self.decided: list[str] = []
         self.lock = threading.Lock()
 
     def __call__(self, request: Request) -> Forward | Reply:
         if request.head.host != HOST.decode():
             return status_page(404, "no such application")
+        with self.lock:
+            self.decided.append(request.path)
         return Forward(
             self.target,
             headers=((b"x-zerogate-assertion", ASSERTION),),
@@ -282,6 +290,10 @@ class Recorder:
     def for_paths(self, prefix: str) -> list[tuple[str, Outcome]]:
         with self.lock:
             return [(p, o) for p, o in self.outcomes if p.startswith(prefix)]
+
+    def decided_for(self, prefix: str) -> list[str]:
+        with self.lock:
+            return [p for p in self.decided if p.startswith(prefix)]
 
 
 @pytest.fixture(scope="module")
@@ -361,3 +373,200 @@ def test_random_pipelines_are_forwarded_exactly_or_cut_cleanly(
     assert [p for p, _ in outcomes] == [r.path.decode() for r in valid]
     assert [o.bytes_in for _, o in outcomes] == [len(r.body) for r in valid]
     assert all(o.status == 200 and o.error is None for _, o in outcomes)
+
+
+@given(pipeline=pipelines(), share=st.floats(0, 1), reset=st.booleans())
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_a_client_that_vanishes_anywhere_leaves_one_outcome_per_decision(
+    through: tuple[GatewayThread, Recorder],
+    upstream: int,
+    pipeline: Pipeline,
+    share: float,
+    reset: bool,
+) -> None:
+    """The client sends part of a pipeline, then closes (FIN) or resets: every request the
+    gateway decided still gets exactly one outcome (its audit event), the app saw none that
+    was not decided, and the gateway lets go of the connection."""
+    gateway, recorder = through
+    wire = wire_of(pipeline)
+    sent = wire[: round(len(wire) * share)]
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        send_in_pieces(sock, sent, [cut for cut in pipeline.cuts if cut < len(sent)])
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    mine = f"/echo/{run_of(pipeline)}/"
+    deadline = time.monotonic() + 10
+    while True:
+        decided = recorder.decided_for(mine)
+        reported = [p for p, _ in recorder.for_paths(mine)]
+        open_now = gateway.call(lambda: len(gateway.gateway.connections))
+        if sorted(decided) == sorted(reported) and open_now == 0:
+            break
+        assert time.monotonic() < deadline, (decided, reported, open_now)
+        time.sleep(0.01)
+    time.sleep(0.05)  # and no second outcome comes later
+    reported = [p for p, _ in recorder.for_paths(mine)]
+    assert sorted(reported) == sorted(set(reported)) == sorted(decided)
+    assert set(seen_by_app(upstream, mine)) <= set(decided)
+
+
+# --- the other direction: random answers from the app --------------------------------------
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One answer the app will give, as bytes, and what the client must see of it."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]  # end-to-end: the client must see them, in order
+    private: tuple[bytes, ...]  # hop-by-hop names: the client must see none of them
+    body: bytes  # what the client must receive (nothing for HEAD, 204 and 304)
+    wire: bytes
+    cuts: tuple[int, ...]
+    closes: bool  # the app closes its connection after it (a body ended by the close)
+
+
+_status = st.sampled_from([200, 201, 202, 203, 204, 206, 301, 302, 304, 400, 403, 404, 500, 503])
+
+
+@st.composite
+def scripted(draw: st.DrawFn, head_request: bool) -> Scripted:
+    status = draw(_status)
+    own = draw(st.lists(st.tuples(_name, _value), max_size=5))
+    bodiless = head_request or status in (204, 304)
+    body = b"" if status in (204, 304) else draw(st.binary(max_size=3000))
+    framing = draw(st.sampled_from(["length", "chunked", "close"]))
+    if status in (204, 304):
+        framing = "none"
+    headers = list(own)
+    private: list[bytes] = []
+    if draw(st.booleans()):  # hop-by-hop by declaration, and the usual ones
+        headers += [(b"Connection", b"X-Private"), (b"X-Private", b"internal")]
+        private.append(b"x-private")
+    if draw(st.booleans()):
+        headers.append((b"Keep-Alive", b"timeout=5"))
+        private.append(b"keep-alive")
+    if framing == "length":
+        headers.append((b"Content-Length", b"%d" % len(body)))
+    elif framing == "chunked":
+        headers.append((b"Transfer-Encoding", b"chunked"))
+    elif framing == "close":
+        headers.append((b"Connection", b"close"))
+    interim = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    wire = interim if draw(st.booleans()) else b""
+    wire += b"HTTP/1.1 %d Whatever\r\n" % status
+    wire += b"".join(n + b": " + v + b"\r\n" for n, v in headers) + b"\r\n"
+    if not bodiless:
+        wire += draw(chunks(body)) if framing == "chunked" else body
+    cuts = tuple(sorted(draw(st.sets(st.integers(1, max(1, len(wire) - 1)), max_size=4))))
+    mine = tuple((n.lower(), v) for n, v in own)
+    return Scripted(
+        status, mine, tuple(private), b"" if bodiless else body, wire, cuts, framing == "close"
+    )
+
+
+class ScriptedApp:
+    """An app that answers `/r/N` with script N, written in its pieces; on its own thread."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[int, Scripted] = {}
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        with sock:
+            buffer = b""
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, buffer = buffer.split(b"\r\n\r\n", 1)  # requests here have no body
+                number = int(head.split(b" ", 2)[1].rsplit(b"/", 1)[1])
+                script = self.scripts[number]
+                send_in_pieces(sock, script.wire, list(script.cuts))
+                if script.closes:
+                    return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture(scope="module")
+def scripted_app() -> Iterator[tuple[GatewayThread, ScriptedApp, Recorder]]:
+    app = ScriptedApp()
+    recorder = Recorder(app.port)
+    with GatewayThread(recorder, free_port()) as gateway:
+        yield gateway, app, recorder
+    app.close()
+
+
+_numbers = itertools.count()
+
+
+@given(data=st.data())
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_random_answers_reach_the_client_exactly(
+    scripted_app: tuple[GatewayThread, ScriptedApp, Recorder], data: st.DataObject
+) -> None:
+    """Whatever the app answers (framed by length, in chunks with extensions and trailers, or
+    by its close; with an interim 103, hop-by-hop headers, cut anywhere), each client sees
+    the same status, its end-to-end headers in order, none of the hop-by-hop ones and the
+    body exactly, on one keep-alive connection; and each answer has one outcome."""
+    gateway, app, recorder = scripted_app
+    methods = data.draw(st.lists(st.sampled_from(["GET", "HEAD"]), min_size=1, max_size=4))
+    numbers = [next(_numbers) for _ in methods]
+    for method, number in zip(methods, numbers, strict=True):
+        app.scripts[number] = data.draw(scripted(head_request=method == "HEAD"))
+    conn = h11.Connection(h11.CLIENT)
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        for method, number in zip(methods, numbers, strict=True):
+            target = f"/r/{number}"
+            wire = conn.send(
+                h11.Request(method=method, target=target, headers=[("Host", "app.test")])
+            )
+            assert wire is not None
+            sock.sendall(wire + (conn.send(h11.EndOfMessage()) or b""))
+            answer = _one_answer(conn, sock)
+            assert answer is not None, "the gateway closed instead of answering"
+            script = app.scripts[number]
+            assert answer.status == script.status
+            assert answer.body == script.body
+            names = [n for n, _ in answer.headers]
+            assert not set(names) & set(script.private), answer.headers
+            arrived = iter(answer.headers)
+            assert all(h in arrived for h in script.headers), (script.headers, answer.headers)
+            assert conn.their_state is h11.DONE, "the gateway ended a keep-alive connection"
+            conn.start_next_cycle()
+    paths = [f"/r/{n}" for n in numbers]
+    deadline = time.monotonic() + 5
+    while len([o for p, o in recorder.for_paths("/r/") if p in paths]) < len(paths):
+        assert time.monotonic() < deadline, "an outcome is missing"
+        time.sleep(0.01)
+    outcomes = {p: o for p, o in recorder.for_paths("/r/") if p in paths}
+    for path, number in zip(paths, numbers, strict=True):
+        script = app.scripts[number]
+        assert outcomes[path].status == script.status
+        assert outcomes[path].bytes_out == len(script.body)
