@@ -4,8 +4,10 @@ bodies both ways, 100-continue, upgrades, timeouts, limits and the smuggling cla
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -317,6 +319,61 @@ def test_oversized_heads_get_431(gateway: GatewayThread) -> None:
     many = b"".join(b"X-%d: 1\r\n" % n for n in range(200))
     response = raw(gateway.port, b"GET / HTTP/1.1\r\nHost: app.test\r\n" + many + b"\r\n")
     assert status_of(response) == 431
+
+
+def _upload_while_reading(port: int, answer_size: int, body_size: int) -> bytes:
+    """POST `body_size` bytes to an app path that answers `answer_size` bytes at once,
+    without reading the body; keep sending it while reading the answer slowly. All read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /fixed?size=%d HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n"
+            % (answer_size, body_size)
+        )
+
+        def pump() -> None:
+            block = b"x" * 65536
+            with contextlib.suppress(OSError):  # the gateway closes once it has answered
+                for _ in range(body_size // len(block)):
+                    sock.sendall(block)
+
+        sender = threading.Thread(target=pump, daemon=True)
+        sender.start()
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+                time.sleep(0.001)  # a client slower than the loopback
+        sender.join(10)
+    return answer
+
+
+def test_an_answer_that_comes_before_the_upload_ends_reaches_the_client_whole(
+    gateway: GatewayThread,
+) -> None:
+    """The app answers 3 MB at once and never reads the 50 MB upload. The gateway ends that
+    connection after the answer, but must not close it while the client still sends: the
+    kernel would reset it and drop the answer's unsent part (it used to arrive truncated)."""
+    answer = _upload_while_reading(gateway.port, 3_000_000, 50_000_000)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert status_of(head) == 200
+    assert b"connection: close" in head.lower()
+    assert len(body) == 3_000_000, len(body)
+
+
+def test_an_app_that_answers_before_the_upload_ends_is_not_handed_the_next_request(
+    upstream: int,
+) -> None:
+    """Its connection still waits for the rest of that body: pooled, it would read the next
+    request (another client's) as part of it, a desync (the next client got a 504 or the
+    app's 400). It must not go back to the pool."""
+    with GatewayThread(handler_for(upstream), free_port(), Options(response_timeout=5)) as gw:
+        early = _upload_while_reading(gw.port, 10, 10_000_000)
+        assert status_of(early) == 200
+        for _ in range(3):
+            with client(gw) as http:
+                response = http.get("/echo", params={"after": "early"})
+            assert response.status_code == 200, response.text[:200]
+            assert response.json()["path"] == "/echo"
 
 
 def test_the_gateway_survives_a_client_that_vanishes_mid_response(

@@ -114,7 +114,9 @@ _Headers = tuple[tuple[bytes, bytes], ...]
 _MEMO_BYTES = 4 << 20  # memory for each kind of remembered request part, per process
 _PATHS = 4096  # normalised paths remembered
 _JOIN_LIMIT = 16 * 1024  # answers up to one TLS record are joined before writing
-LINGER_SECONDS = 2.0  # request body held while the upstream connection is being made
+# After a closing answer, how long the client may still send (read and dropped) once the
+# answer has left the process; see `ClientConnection._linger`.
+LINGER_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,6 +482,9 @@ class Cycle:
     def upstream_writable(self) -> None:
         self.conn.resume("upstream")
 
+    def request_sent(self) -> bool:
+        return self.body_done
+
     def upstream_upgraded(self, rest: bytes) -> None:
         self.tunnel = True
         self.conn.start_tunnel(self)
@@ -509,6 +514,7 @@ class ClientConnection(asyncio.Protocol):
         self.upgraded: Cycle | None = None
         # A malformed request came after whole ones: its error, sent once they are answered.
         self.broken: tuple[int, str] | None = None
+        self._linger_until = 0.0
         self._paused: set[str] = set()
         self._write_paused = False
         # The connection's one timer (see `_arm`): when it is due, and what it then calls.
@@ -758,7 +764,10 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.abort()
             return
         if not cycle.keep_alive or self.upgraded is cycle:
-            self.close()
+            if cycle.body_done or self.upgraded is cycle:
+                self.close()
+            else:  # answered before its body was read: the client may still be sending it
+                self._linger()
             return
         self.resume("pipeline")
         if self.cycles:
@@ -945,16 +954,32 @@ class ClientConnection(asyncio.Protocol):
             self._linger()
 
     def _linger(self) -> None:
-        """Close after an error answer without losing it: closing a socket with unread input
-        makes the kernel send RST, which can destroy the answer before the client reads it.
-        So half-close (FIN after the answer), ignore what still arrives, close soon after."""
+        """Close after an answer without losing it while the client may still be sending (an
+        error, or an answer that came before the request's body was read): closing a socket
+        with unread input makes the kernel send RST and drop what it has not sent yet, which
+        truncates a large answer. So keep reading and dropping what arrives, half-close where
+        the transport can (FIN after the answer; TLS cannot, but its answer is framed and
+        says `Connection: close`), and close once the answer has left the process and
+        `LINGER_SECONDS` have passed, or when the client closes."""
         assert self.transport is not None
+        self.send_held()
         self.closing = True
+        self._paused.clear()
+        self.transport.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
-            self._arm(LINGER_SECONDS, self.transport.close)
-        else:  # TLS cannot half-close; the answer is flushed before the close
-            self.transport.close()
+        self._linger_until = self.gateway.loop.time() + self.gateway.options.idle_timeout
+        self._arm(LINGER_SECONDS, self._end_linger)
+
+    def _end_linger(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        # A client that takes none of its answer for the idle timeout is closed anyway.
+        if transport.get_write_buffer_size() and self.gateway.loop.time() < self._linger_until:
+            self._arm(LINGER_SECONDS, self._end_linger)
+            return
+        transport.close()
 
     def _arm(self, seconds: float, callback: Callable[[], None]) -> None:
         """Call `callback` in `seconds`, instead of what was armed before.

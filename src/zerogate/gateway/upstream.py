@@ -13,6 +13,9 @@ Invariants:
    the response head), never both.
 3. A response to HEAD, or whose body length the parser cannot know, never returns its
    connection to the pool (the parser may not be at a message boundary).
+4. Nor does one that came before its request was wholly sent (an app may answer a large
+   upload early): the app still waits for the rest of that body, and would read the next
+   request sent on the connection as part of it (a desync: a smuggling vector).
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class Exchange(Protocol):
     def response_done(self) -> None: ...
 
     def upstream_failed(self, why: str) -> None: ...
+
+    def request_sent(self) -> bool: ...  # the whole request (head, body, its end) was written
 
     def hold(self) -> None: ...  # gather what the callbacks below write to the client
 
@@ -191,7 +196,13 @@ class UpstreamConnection(asyncio.Protocol):
         if self._status == 101:
             return  # the upgrade error that follows hands the connection to the tunnel
         if self._got_head and not self.tunnel:
-            self._finish(reusable=self._parser.should_keep_alive() and not self._until_close)
+            exchange = self.exchange
+            self._finish(
+                reusable=self._parser.should_keep_alive()
+                and not self._until_close
+                and exchange is not None
+                and exchange.request_sent()
+            )
 
     # --- used by the client side ------------------------------------------------------------
 
