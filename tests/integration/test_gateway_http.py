@@ -164,6 +164,35 @@ def test_a_slow_upstream_is_a_504(upstream: int) -> None:
     assert response.status_code == 504
 
 
+def test_an_upload_slower_than_the_response_timeout_is_not_cut(upstream: int) -> None:
+    """The response timeout counts from the request's last byte: an upload that keeps coming
+    for longer than it (a large file on a slow link) is not answered 504 halfway."""
+    options = Options(response_timeout=1)
+    with (
+        GatewayThread(handler_for(upstream), free_port(), options) as gw,
+        socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock,
+    ):
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 40\r\n\r\n")
+        for _ in range(8):  # 2.8 s of upload
+            time.sleep(0.35)
+            sock.sendall(b"x" * 5)
+        response = sock.recv(65536)
+    assert status_of(response) == 200, response[:200]
+    assert body_of(response)["body_size"] == 40
+
+
+def test_an_upload_that_stops_gets_408_not_504(upstream: int) -> None:
+    """A body that stops arriving is the client's delay, not the app's."""
+    with GatewayThread(handler_for(upstream), free_port(), Options(response_timeout=1)) as gw:
+        response = raw(
+            gw.port,
+            b"POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 40\r\n\r\nhello",
+            wait=5,
+        )
+    assert status_of(response) == 408, response[:200]
+    assert b"connection: close" in response.lower()
+
+
 def test_slowloris_gets_408_and_is_cut(upstream: int) -> None:
     options = Options(header_timeout=0.5)
     with GatewayThread(handler_for(upstream), free_port(), options) as gateway:

@@ -325,6 +325,7 @@ class Cycle:
         self.bytes_in = 0
         self.bytes_out = 0
         self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # for the answer: `response_timeout` after the request's last byte
 
     def abandon(self) -> None:
         """Stop this exchange where it is: no timer, no upstream, nothing more to the client."""
@@ -350,9 +351,13 @@ class Cycle:
             self.conn.pause("buffer")
 
     def complete_body(self) -> None:
+        if self.body_done:
+            return  # no body: its end was known with the head
         self.body_done = True
-        if self.upstream is not None and self.chunked_in:
-            self.upstream.write(b"0\r\n\r\n")
+        if self.upstream is not None:
+            if self.chunked_in:
+                self.upstream.write(b"0\r\n\r\n")
+            self._sent_now()
 
     def _send_body(self, chunk: bytes) -> None:
         assert self.upstream is not None
@@ -362,6 +367,15 @@ class Cycle:
             self.upstream.write(chunk)
         if self.upstream.write_paused:
             self.conn.pause("upstream")
+        self._sent_now()
+
+    def _sent_now(self) -> None:
+        """The app has all of the request so far: its time to answer counts from now (an
+        upload may take longer than the response timeout; only silence counts)."""
+        if self.timer is not None:
+            self.deadline = (
+                self.conn.gateway.loop.time() + self.conn.gateway.options.response_timeout
+            )
 
     # --- attaching the upstream ---------------------------------------------------------------
 
@@ -385,16 +399,25 @@ class Cycle:
             self.conn.held_upstream = upstream  # flushed when data_received returns
         else:
             self.conn.flush_upstream(upstream)
-        self.timer = self.conn.gateway.loop.call_later(
-            self.conn.gateway.options.response_timeout, self._response_timeout
-        )
+        loop = self.conn.gateway.loop
+        self.deadline = loop.time() + self.conn.gateway.options.response_timeout
+        self.timer = loop.call_at(self.deadline, self._response_timeout)
 
     def _response_timeout(self) -> None:
+        # One timer per exchange; each piece of the body sent moves only `deadline`.
         self.timer = None
-        if not self.head_sent and self.upstream is not None:
-            upstream, self.upstream = self.upstream, None
-            upstream.abort()
+        if self.head_sent or self.upstream is None:
+            return
+        loop = self.conn.gateway.loop
+        if loop.time() < self.deadline:
+            self.timer = loop.call_at(self.deadline, self._response_timeout)
+            return
+        upstream, self.upstream = self.upstream, None
+        upstream.abort()
+        if self.body_done or self.conn.paused_for("upstream"):
             self.conn.answer_error(self, 504, "the application did not answer in time")
+        else:  # the client stopped sending its body: it is the one that is late
+            self.conn.answer_error(self, 408, "the request body did not arrive in time")
 
     # --- the upstream's response (upstream.Exchange) --------------------------------------------
 
@@ -873,6 +896,9 @@ class ClientConnection(asyncio.Protocol):
         if not self._paused and self.transport is not None:
             self.transport.pause_reading()
         self._paused.add(why)
+
+    def paused_for(self, why: str) -> bool:
+        return why in self._paused
 
     def resume(self, why: str) -> None:
         if why not in self._paused:
