@@ -335,6 +335,23 @@ def test_the_upstream_gets_the_path_policy_matched(
     assert body_of(response)["path"] == forwarded
 
 
+def test_an_app_s_base_path_goes_before_the_path_but_not_before_an_asterisk(
+    upstream: int,
+) -> None:
+    def handle(request: Request) -> Forward | Reply:
+        return Forward(Upstream("127.0.0.1", upstream), path_prefix="/base")
+
+    with GatewayThread(handle, free_port()) as gw:
+        for target, arrived in [(b"/echo?q=1", "/base/echo"), (b"*", "*")]:
+            method = b"OPTIONS" if target == b"*" else b"GET"
+            response = raw(
+                gw.port,
+                b"%b %b HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n" % (method, target),
+            )
+            assert status_of(response) == 200
+            assert body_of(response)["path"] == arrived
+
+
 @pytest.mark.parametrize("path", ["/public/..%2fadmin", "/a%00b", "/a\\b"])
 def test_ambiguous_paths_are_refused(gateway: GatewayThread, path: str) -> None:
     response = raw(

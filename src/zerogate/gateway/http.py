@@ -1065,7 +1065,9 @@ def _upstream_request(
 ) -> bytes:
     """The request head that goes upstream: the client's headers as forwarded, the gateway's
     own (identity assertion, X-Forwarded-*), and the framing the gateway chose."""
-    target = forward.path_prefix + path + ("?" + head.query if head.query else "")
+    # "*" (OPTIONS *) asks about the server itself: no base path goes before it.
+    target = "*" if path == "*" else forward.path_prefix + path
+    target += "?" + head.query if head.query else ""
     out = bytearray(b"%b %b HTTP/1.1\r\n" % (head.method.encode(), target.encode()))
     out += gateway.forwarded_headers(head.headers)
     for name, value in forward.headers:
