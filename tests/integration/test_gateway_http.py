@@ -361,6 +361,23 @@ def test_ambiguous_paths_are_refused(gateway: GatewayThread, path: str) -> None:
     assert status_of(response) == 400
 
 
+def test_pipelining_is_bounded_and_the_queued_requests_are_answered_first(
+    gateway: GatewayThread, upstream: int
+) -> None:
+    """150 requests in one write: the gateway parses no more than 100 ahead of their answers
+    (a read of tiny pipelined requests would otherwise hold megabytes); those are answered,
+    in order, then 429 and the close; the app never sees the rest."""
+    wire = b"".join(b"GET /echo/deep/%d HTTP/1.1\r\nHost: app.test\r\n\r\n" % n for n in range(150))
+    answers = split_responses(raw(gateway.port, wire))
+    assert [status for status, _ in answers] == [200] * 100 + [429]
+    assert [json.loads(body)["path"] for _, body in answers[:100]] == [
+        f"/echo/deep/{n}" for n in range(100)
+    ]
+    assert sorted(p for p in seen(upstream) if p.startswith("/echo/deep/")) == sorted(
+        f"/echo/deep/{n}" for n in range(100)
+    )
+
+
 def test_oversized_heads_get_431(gateway: GatewayThread) -> None:
     many = b"".join(b"X-%d: 1\r\n" % n for n in range(200))
     response = raw(gateway.port, b"GET / HTTP/1.1\r\nHost: app.test\r\n" + many + b"\r\n")

@@ -102,6 +102,7 @@ _REASONS = {
     413: b"Content Too Large",
     414: b"URI Too Long",
     417: b"Expectation Failed",
+    429: b"Too Many Requests",
     431: b"Request Header Fields Too Large",
     501: b"Not Implemented",
     502: b"Bad Gateway",
@@ -126,6 +127,9 @@ class Options:
     idle_timeout: float = 60.0
     response_timeout: float = 60.0
     max_connections_per_client: int = 512
+    # Requests parsed ahead of their answers on one connection: httptools parses all of a
+    # read, so without a bound 256 KiB of tiny pipelined requests would hold ~4 MB of them.
+    max_pipelined: int = 100
     strip_headers: frozenset[bytes] = IDENTITY_HEADERS
     scheme: bytes = b"https"
 
@@ -652,6 +656,9 @@ class ClientConnection(asyncio.Protocol):
         self._disarm()
         cycle = self.parsing
         assert cycle is not None
+        if len(self.cycles) >= self.gateway.options.max_pipelined:
+            # The ones queued are answered first, then this refusal and the close.
+            raise HttpViolation(429, "too many pipelined requests")
         version = self.parser.get_http_version()
         self.http11 = version == "1.1"
         head = self.gateway.check_head(self.parser.get_method(), cycle.url, version, cycle.headers)
