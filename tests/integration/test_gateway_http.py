@@ -172,11 +172,16 @@ def test_an_upload_slower_than_the_response_timeout_is_not_cut(upstream: int) ->
         GatewayThread(handler_for(upstream), free_port(), options) as gw,
         socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock,
     ):
-        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 40\r\n\r\n")
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 40\r\n"
+            b"Connection: close\r\n\r\n"
+        )
         for _ in range(8):  # 2.8 s of upload
             time.sleep(0.35)
             sock.sendall(b"x" * 5)
-        response = sock.recv(65536)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
     assert status_of(response) == 200, response[:200]
     assert body_of(response)["body_size"] == 40
 
@@ -437,6 +442,47 @@ def test_an_app_that_answers_before_the_upload_ends_is_not_handed_the_next_reque
                 response = http.get("/echo", params={"after": "early"})
             assert response.status_code == 200, response.text[:200]
             assert response.json()["path"] == "/echo"
+
+
+def test_a_client_that_sends_but_never_reads_is_not_read_from_either() -> None:
+    """Requests that are answered at once (404s), sent without end, their answers never
+    read: once the answers back up, the gateway stops reading, so they do not pile up in
+    its memory (they did: hundreds of MB in seconds)."""
+    with (
+        GatewayThread(lambda _: status_page(404, "no such application"), free_port()) as gw,
+        socket.create_connection(("127.0.0.1", gw.port)) as sock,
+    ):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(1)
+        flood = b"GET / HTTP/1.1\r\nHost: nowhere.test\r\n\r\n" * 1000
+        deadline = time.monotonic() + 5
+        blocked = False
+        while not blocked and time.monotonic() < deadline:
+            try:
+                sock.send(flood)
+            except TimeoutError:
+                blocked = True  # the gateway stopped taking requests
+        waiting = gw.call(
+            lambda: sum(c.transport.get_write_buffer_size() for c in gw.gateway.connections)
+        )
+    assert blocked, "the gateway kept reading requests whose answers nobody read"
+    assert isinstance(waiting, int) and waiting < 8 << 20, waiting
+
+
+def test_a_client_that_stops_reading_is_cut_after_the_idle_timeout(upstream: int) -> None:
+    """A reader that stopped (a slow-read attack) would hold its connection, its answer and
+    an app connection forever: cut once it has taken nothing for the idle timeout."""
+    options = Options(idle_timeout=1)
+    with (
+        GatewayThread(handler_for(upstream), free_port(), options) as gw,
+        socket.create_connection(("127.0.0.1", gw.port)) as sock,
+    ):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /fixed?size=50000000 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        deadline = time.monotonic() + 15
+        while gw.call(lambda: len(gw.gateway.connections)) != 0:
+            assert time.monotonic() < deadline, "the stalled reader is still connected"
+            time.sleep(0.1)
 
 
 def test_the_gateway_survives_a_client_that_vanishes_mid_response(

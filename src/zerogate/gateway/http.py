@@ -542,6 +542,7 @@ class ClientConnection(asyncio.Protocol):
         # A malformed request came after whole ones: its error, sent once they are answered.
         self.broken: tuple[int, str] | None = None
         self._linger_until = 0.0
+        self._stall_timer: asyncio.TimerHandle | None = None  # see `_write_stalled`
         self._paused: set[str] = set()
         self._write_paused = False
         # The connection's one timer (see `_arm`): when it is due, and what it then calls.
@@ -605,6 +606,15 @@ class ClientConnection(asyncio.Protocol):
                 upstream, self.held_upstream = self.held_upstream, None
                 self.flush_upstream(upstream)
 
+    def _write_stalled(self) -> None:
+        """The client took none of what waits for it for the idle timeout: a reader that
+        stopped (or a slow-read attack) would hold the connection, its answer and its app
+        connection forever, and closing waits for the buffer to drain, so: abort."""
+        self._stall_timer = None
+        if self._write_paused and self.transport is not None:
+            log.info("cut a client that read nothing for %.0f s", self.gateway.options.idle_timeout)
+            self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
         gateway = self.gateway
         gateway.connections.discard(self)
@@ -616,6 +626,9 @@ class ClientConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()  # no timer outlives its connection, or keeps it in memory
             self._timer = None
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
         for cycle in self.cycles:
             cycle.abandon()
             self.report(cycle, "the client went away")
@@ -623,11 +636,23 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        if self._stall_timer is None:  # rare (a full send buffer): a timer of its own
+            self._stall_timer = self.gateway.loop.call_later(
+                self.gateway.options.idle_timeout, self._write_stalled
+            )
+        if not self.closing:
+            # A client that does not read its answers sends no more requests meanwhile: else
+            # the answers to what it keeps sending (a flood of 404s) would pile up here.
+            self.pause("writing")
         if self.cycles and self.cycles[0].upstream is not None:
             self.cycles[0].upstream.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        self.resume("writing")
         if self.cycles and self.cycles[0].upstream is not None:
             self.cycles[0].upstream.resume_reading()
 
