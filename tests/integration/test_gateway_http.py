@@ -485,6 +485,60 @@ def test_a_client_that_stops_reading_is_cut_after_the_idle_timeout(upstream: int
             time.sleep(0.1)
 
 
+def _send_endless(port: int, start: bytes, megabytes: int) -> bytes:
+    """Send `start`, then up to `megabytes` MB of 'a' (no newline), then read the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(start)
+        with contextlib.suppress(OSError):  # the gateway answers and stops listening
+            for _ in range(megabytes * 16):
+                sock.sendall(b"a" * 65536)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        b"GET /echo HTTP/1.1\r\nHost: app.test\r\nX-Endless: ",
+        b"POST /echo HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"1\r\nx\r\n0\r\nX-Endless-Trailer: ",
+    ],
+    ids=["header", "trailer"],
+)
+def test_one_endless_header_value_is_refused_early(start: bytes, upstream: int) -> None:
+    """httptools collects a value whole before the header limits can see it: the gateway
+    counts what it has received unparsed, and refuses at 64 KiB, not at the head's timeout
+    (by then, gigabytes of it on a fast link)."""
+    with GatewayThread(handler_for(upstream), free_port(), Options(header_timeout=30)) as gw:
+        answer = _send_endless(gw.port, start, 8)
+    assert status_of(answer) == 431, answer[:200]
+
+
+def test_an_app_s_endless_response_head_is_a_502(upstream: int) -> None:
+    """An app that sends a head without end does not fill the gateway's memory either."""
+    app = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = app.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+            for _ in range(64):  # 4 MB of one header value, and the head still open
+                conn.sendall(b"a" * 65536)
+            time.sleep(10)
+
+    threading.Thread(target=serve, daemon=True).start()
+    target = Upstream("127.0.0.1", app.getsockname()[1])
+    options = Options(response_timeout=5)  # the answer without the limit: 504, after 5 s
+    with GatewayThread(lambda _: Forward(target), free_port(), options) as gw:
+        answer = raw(gw.port, b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n", wait=8)
+    app.close()
+    assert status_of(answer) == 502, answer[:200]
+
+
 def test_the_gateway_survives_a_client_that_vanishes_mid_response(
     gateway: GatewayThread,
 ) -> None:

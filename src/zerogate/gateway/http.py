@@ -111,6 +111,10 @@ _REASONS = {
     505: b"HTTP Version Not Supported",
 }
 _BUFFER_LIMIT = 256 * 1024
+# Bytes a client may send with nothing parsed out of them (a head, a trailer): httptools
+# collects a header's value whole before calling `on_header`, so the limits checked there
+# come too late for one endless value. Well above any head the limits allow.
+_UNPARSED_LIMIT = 64 * 1024
 _Headers = tuple[tuple[bytes, bytes], ...]
 _MEMO_BYTES = 4 << 20  # memory for each kind of remembered request part, per process
 _PATHS = 4096  # normalised paths remembered
@@ -557,6 +561,7 @@ class ClientConnection(asyncio.Protocol):
         self.held_upstream: UpstreamConnection | None = None
         self.receiving = False
         self.unsent_event = False  # an audit event reported since this client was last sent to
+        self.unparsed = 0  # bytes received since something was parsed out of them
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -580,6 +585,10 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.upgraded is not None:
             self._tunnel_in(self.upgraded, data)
+            return
+        self.unparsed += len(data)
+        if self.unparsed > _UNPARSED_LIMIT:
+            self._protocol_error(431, "request header fields too large")
             return
         self.receiving = True
         try:
@@ -679,6 +688,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self.unparsed = 0
         cycle = self.parsing
         assert cycle is not None
         if len(self.cycles) >= self.gateway.options.max_pipelined:
@@ -697,10 +707,12 @@ class ClientConnection(asyncio.Protocol):
             self._begin(cycle)
 
     def on_body(self, body: bytes) -> None:
+        self.unparsed = 0
         if self.parsing is not None:
             self.parsing.feed_body(body)
 
     def on_message_complete(self) -> None:
+        self.unparsed = 0
         cycle, self.parsing = self.parsing, None
         if cycle is None:
             return

@@ -31,6 +31,9 @@ from typing import Protocol, TypeVar, cast
 import httptools
 
 MAX_IDLE_PER_UPSTREAM = 64
+# Bytes of a response with nothing parsed out of them (its head): httptools collects a
+# header whole before calling back, so an app sending an endless one is stopped here.
+UNPARSED_LIMIT = 1 << 20
 IDLE_SECONDS = 30.0
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
@@ -106,6 +109,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_since: float | None = None
         self._held: list[bytes] | None = None  # request bytes gathered for one write (`hold`)
+        self._unparsed = 0  # bytes received since something was parsed out of them
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -125,6 +129,10 @@ class UpstreamConnection(asyncio.Protocol):
         # Whatever this read makes the exchange write to its client (a small response's head,
         # body and end) is gathered and written once, when the read is handled.
         exchange = self.exchange
+        self._unparsed += len(data)
+        if self._unparsed > UNPARSED_LIMIT:
+            self._fail("the upstream sent a response head that is too large")
+            return
         if exchange is not None:
             exchange.hold()
         try:
@@ -175,6 +183,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._unparsed = 0
         status = self._parser.get_status_code()
         headers, reason = self._headers, self._reason
         self._headers, self._reason = [], b""
@@ -189,10 +198,12 @@ class UpstreamConnection(asyncio.Protocol):
             self._finish(reusable=False)
 
     def on_body(self, body: bytes) -> None:
+        self._unparsed = 0
         if self.exchange is not None:
             self.exchange.response_body(body)
 
     def on_message_complete(self) -> None:
+        self._unparsed = 0
         if self._status == 101:
             return  # the upgrade error that follows hands the connection to the tunnel
         if self._got_head and not self.tunnel:
