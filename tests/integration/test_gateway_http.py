@@ -448,8 +448,10 @@ def test_a_client_that_sends_but_never_reads_is_not_read_from_either() -> None:
     """Requests that are answered at once (404s), sent without end, their answers never
     read: once the answers back up, the gateway stops reading, so they do not pile up in
     its memory (they did: hundreds of MB in seconds)."""
+    deny = lambda _: status_page(404, "no such application")  # noqa: E731
+    options = Options(max_pipelined=1 << 20)  # this is about answers backing up, not depth
     with (
-        GatewayThread(lambda _: status_page(404, "no such application"), free_port()) as gw,
+        GatewayThread(deny, free_port(), options) as gw,
         socket.create_connection(("127.0.0.1", gw.port)) as sock,
     ):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -479,6 +481,7 @@ def test_a_client_that_stops_reading_is_cut_after_the_idle_timeout(upstream: int
     ):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.sendall(b"GET /fixed?size=50000000 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        assert sock.recv(12) == b"HTTP/1.1 200"  # the answer has begun; then no more reading
         deadline = time.monotonic() + 15
         while gw.call(lambda: len(gw.gateway.connections)) != 0:
             assert time.monotonic() < deadline, "the stalled reader is still connected"
@@ -537,6 +540,38 @@ def test_an_app_s_endless_response_head_is_a_502(upstream: int) -> None:
         answer = raw(gw.port, b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n", wait=8)
     app.close()
     assert status_of(answer) == 502, answer[:200]
+
+
+def test_an_app_that_sends_more_than_its_answer_fails_only_its_own_connection() -> None:
+    """A 204 with a body (a common app bug): the bytes after the answer break that app
+    connection. The next request, pipelined behind it (or another client's), used to take
+    the connection from the pool within the same read, and got the 502 for it."""
+    app = socket.create_server(("127.0.0.1", 0))
+
+    def serve(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while data := conn.recv(65536):
+                if b"/bad" in data:
+                    conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello")
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                threading.Thread(target=serve, args=(app.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    target = Upstream("127.0.0.1", app.getsockname()[1])
+    with GatewayThread(lambda _: Forward(target), free_port()) as gw:
+        for _ in range(3):
+            answer = raw(
+                gw.port,
+                b"GET /bad HTTP/1.1\r\nHost: app.test\r\n\r\n"
+                b"GET /good HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+            )
+            assert split_responses(answer) == [(204, b""), (200, b"ok")]
+    app.close()
 
 
 def test_the_gateway_survives_a_client_that_vanishes_mid_response(

@@ -274,6 +274,11 @@ class Gateway:
     def close(self) -> None:
         for conn in list(self.connections):
             conn.close()
+            transport = conn.transport
+            if transport is not None and transport.get_write_buffer_size():
+                # A stopping gateway does not wait for a client to read what is left (one that
+                # stopped reading would hold the event loop's close forever).
+                transport.abort()
         self.pool.close()
 
     def recheck_tunnels(self) -> int:
@@ -586,10 +591,8 @@ class ClientConnection(asyncio.Protocol):
         if self.upgraded is not None:
             self._tunnel_in(self.upgraded, data)
             return
+        # Counted before parsing, cleared by whatever parsing gets out of it (see the limit).
         self.unparsed += len(data)
-        if self.unparsed > _UNPARSED_LIMIT:
-            self._protocol_error(431, "request header fields too large")
-            return
         self.receiving = True
         try:
             self.parser.feed_data(data)
@@ -614,6 +617,8 @@ class ClientConnection(asyncio.Protocol):
             if self.held_upstream is not None:
                 upstream, self.held_upstream = self.held_upstream, None
                 self.flush_upstream(upstream)
+        if self.unparsed > _UNPARSED_LIMIT and not self.closing and self.broken is None:
+            self._protocol_error(431, "request header fields too large")
 
     def _write_stalled(self) -> None:
         """The client took none of what waits for it for the idle timeout: a reader that

@@ -11,9 +11,12 @@ Invariants:
    upstream said keep-alive, and the connection is still open.
 2. Every exchange ends exactly once: `response_done`, or `upstream_failed` (before or after
    the response head), never both.
-3. A response to HEAD, or whose body length the parser cannot know, never returns its
+3. A connection goes back to the pool only after the read that ended its response has been
+   parsed whole: what follows the response in it (an app that sent more than it should)
+   fails the connection, never the request that would have taken it next.
+4. A response to HEAD, or whose body length the parser cannot know, never returns its
    connection to the pool (the parser may not be at a message boundary).
-4. Nor does one that came before its request was wholly sent (an app may answer a large
+5. Nor does one that came before its request was wholly sent (an app may answer a large
    upload early): the app still waits for the rest of that body, and would read the next
    request sent on the connection as part of it (a desync: a smuggling vector).
 """
@@ -110,6 +113,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._idle_since: float | None = None
         self._held: list[bytes] | None = None  # request bytes gathered for one write (`hold`)
         self._unparsed = 0  # bytes received since something was parsed out of them
+        self._reusable = False  # the exchange ended cleanly: back to the pool after this read
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -129,12 +133,14 @@ class UpstreamConnection(asyncio.Protocol):
         # Whatever this read makes the exchange write to its client (a small response's head,
         # body and end) is gathered and written once, when the read is handled.
         exchange = self.exchange
-        self._unparsed += len(data)
-        if self._unparsed > UNPARSED_LIMIT:
-            self._fail("the upstream sent a response head that is too large")
+        if exchange is None:
+            # An idle connection has nothing to say (some servers send a 408 before closing
+            # one): whatever it says now is no answer to anything, and parsed, it would put
+            # the connection back in the pool a second time.
+            self._fail("the upstream spoke while idle")
             return
-        if exchange is not None:
-            exchange.hold()
+        self._unparsed += len(data)  # cleared by whatever parsing gets out of it
+        exchange.hold()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -145,8 +151,16 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             self._fail("the upstream sent a malformed response")
         finally:
-            if exchange is not None:
-                exchange.flush()
+            exchange.flush()
+        if self._unparsed > UNPARSED_LIMIT and not self.closed:
+            self._fail("the upstream sent a response head that is too large")
+            return
+        if self._reusable:
+            # Pooled only once the whole read is parsed: bytes after the answer (a body
+            # after a 204) break the connection, and must not break the next request too.
+            self._reusable = False
+            if not self.closed:
+                self.pool.release(self)
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost follows
@@ -274,7 +288,7 @@ class UpstreamConnection(asyncio.Protocol):
     def _finish(self, *, reusable: bool) -> None:
         exchange, self.exchange = self.exchange, None
         if reusable:
-            self.pool.release(self)
+            self._reusable = True  # released when `data_received` has parsed the whole read
         elif self.transport is not None:
             self.transport.close()
         if exchange is not None:
@@ -282,6 +296,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _fail(self, why: str) -> None:
         exchange, self.exchange = self.exchange, None
+        # Out of the pool now, not when the loop reports the connection lost: an app that
+        # sent more than its answer (a body after a 204) breaks the connection just after
+        # it was pooled, and the next request, perhaps another client's, would take it.
+        self.closed = True
+        self.pool.forget(self)
         if self.transport is not None:
             self.transport.abort()
         if exchange is not None:
@@ -340,7 +359,7 @@ class Pool:
         idle = self._idle.get(upstream)
         while idle:
             conn = idle.pop()
-            if not conn.closed:
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 return conn
         return None
 
