@@ -502,6 +502,16 @@ def _send_endless(port: int, start: bytes, megabytes: int) -> bytes:
     return answer
 
 
+def test_large_reads_of_a_body_are_not_taken_for_an_endless_head(gateway: GatewayThread) -> None:
+    """The unparsed-bytes limit clears with every piece of body parsed: an upload arriving in
+    reads far larger than the limit is not refused (it was, for a while, with 431)."""
+    body = bytes(range(256)) * (16 * 1024)  # 4 MiB
+    with client(gateway) as http:
+        response = http.post("/echo", content=body)
+    assert response.status_code == 200, response.text[:200]
+    assert response.json()["body_size"] == len(body)
+
+
 @pytest.mark.parametrize(
     "start",
     [
