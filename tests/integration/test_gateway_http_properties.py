@@ -112,6 +112,20 @@ class Pipeline:
 
 
 _ids = itertools.count()
+
+
+def examples(count: int) -> settings:
+    """The same `count` examples on every run (no database): CI sees what a developer saw.
+    A module fixture serves them all, so hypothesis's per-function fixture check is moot."""
+    return settings(
+        max_examples=count,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
 _name = st.from_regex(rb"\A[A-Za-z][A-Za-z0-9-]{0,14}\Z").filter(
     lambda n: n.lower() not in RESERVED and not n.lower().startswith((b"x-zerogate", b"x_"))
 )
@@ -328,13 +342,7 @@ def check_echo(sent: Sent, answer: Answer) -> None:
 
 
 @given(pipeline=pipelines())
-@settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@examples(60)
 def test_random_pipelines_are_forwarded_exactly_or_cut_cleanly(
     through: tuple[GatewayThread, Recorder], upstream: int, pipeline: Pipeline
 ) -> None:
@@ -376,13 +384,7 @@ def test_random_pipelines_are_forwarded_exactly_or_cut_cleanly(
 
 
 @given(pipeline=pipelines(), share=st.floats(0, 1), reset=st.booleans())
-@settings(
-    max_examples=40,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@examples(40)
 def test_a_client_that_vanishes_anywhere_leaves_one_outcome_per_decision(
     through: tuple[GatewayThread, Recorder],
     upstream: int,
@@ -521,13 +523,7 @@ _numbers = itertools.count()
 
 
 @given(data=st.data())
-@settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@examples(60)
 def test_random_answers_reach_the_client_exactly(
     scripted_app: tuple[GatewayThread, ScriptedApp, Recorder], data: st.DataObject
 ) -> None:
