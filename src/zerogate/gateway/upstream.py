@@ -286,6 +286,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _finish(self, *, reusable: bool) -> None:
+        """End the exchange; called from the parser's callbacks, inside `data_received`."""
         exchange, self.exchange = self.exchange, None
         if reusable:
             self._reusable = True  # released when `data_received` has parsed the whole read
@@ -296,9 +297,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _fail(self, why: str) -> None:
         exchange, self.exchange = self.exchange, None
-        # Out of the pool now, not when the loop reports the connection lost: an app that
-        # sent more than its answer (a body after a 204) breaks the connection just after
-        # it was pooled, and the next request, perhaps another client's, would take it.
+        # Closed now, not when the loop reports the connection lost: the release waiting
+        # for the end of this read (`data_received`) must not pool it, nor the pool hand it
+        # to the next request (perhaps another client's) in the meantime.
         self.closed = True
         self.pool.forget(self)
         if self.transport is not None:
