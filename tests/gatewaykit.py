@@ -90,8 +90,15 @@ def start_upstream(port: int) -> subprocess.Popen[bytes]:
 class GatewayThread:
     """The gateway listening on `port`, run by its own uvloop loop in a daemon thread."""
 
-    def __init__(self, handler: Handler, port: int, options: Options | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        port: int,
+        options: Options | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = port
+        self.tls = tls
         self.loop = uvloop.new_event_loop()
         self.gateway = Gateway(handler, options or Options(), self.loop)
         self._server: asyncio.Server | None = None
@@ -100,7 +107,8 @@ class GatewayThread:
     def __enter__(self) -> GatewayThread:
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(
-            listen(self.gateway, "127.0.0.1", self.port, reuse_port=False), self.loop
+            listen(self.gateway, "127.0.0.1", self.port, tls=self.tls, reuse_port=False),
+            self.loop,
         )
         self._server = future.result(10)
         return self
