@@ -9,7 +9,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -530,25 +530,44 @@ def test_one_endless_header_value_is_refused_early(start: bytes, upstream: int) 
     assert status_of(answer) == 431, answer[:200]
 
 
-def test_an_app_s_endless_response_head_is_a_502(upstream: int) -> None:
-    """An app that sends a head without end does not fill the gateway's memory either."""
+@contextlib.contextmanager
+def raw_app(serve: Callable[[socket.socket], None]) -> Iterator[Upstream]:
+    """An app that is a plain socket: `serve` gets each connection, on its own thread (for
+    apps that misbehave in ways no framework would let them)."""
     app = socket.create_server(("127.0.0.1", 0))
 
-    def serve() -> None:
-        conn, _ = app.accept()
+    def one(conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Endless: ")
-            for _ in range(64):  # 4 MB of one header value, and the head still open
-                conn.sendall(b"a" * 65536)
-            time.sleep(10)
+            serve(conn)
 
-    threading.Thread(target=serve, daemon=True).start()
-    target = Upstream("127.0.0.1", app.getsockname()[1])
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                threading.Thread(target=one, args=(app.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield Upstream("127.0.0.1", app.getsockname()[1])
+    finally:
+        app.close()
+
+
+def test_an_app_s_endless_response_head_is_a_502() -> None:
+    """An app that sends a head without end does not fill the gateway's memory either."""
+
+    def serve(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        for _ in range(64):  # 4 MB of one header value, and the head still open
+            conn.sendall(b"a" * 65536)
+        time.sleep(10)
+
     options = Options(response_timeout=5)  # the answer without the limit: 504, after 5 s
-    with GatewayThread(lambda _: Forward(target), free_port(), options) as gw:
+    with (
+        raw_app(serve) as target,
+        GatewayThread(lambda _: Forward(target), free_port(), options) as gw,
+    ):
         answer = raw(gw.port, b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n", wait=8)
-    app.close()
     assert status_of(answer) == 502, answer[:200]
 
 
@@ -556,24 +575,15 @@ def test_an_app_that_sends_more_than_its_answer_fails_only_its_own_connection() 
     """A 204 with a body (a common app bug): the bytes after the answer break that app
     connection. The next request, pipelined behind it (or another client's), used to take
     the connection from the pool within the same read, and got the 502 for it."""
-    app = socket.create_server(("127.0.0.1", 0))
 
     def serve(conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
-            while data := conn.recv(65536):
-                if b"/bad" in data:
-                    conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello")
-                else:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        while data := conn.recv(65536):
+            if b"/bad" in data:
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello")
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
-    def accept() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                threading.Thread(target=serve, args=(app.accept()[0],), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    target = Upstream("127.0.0.1", app.getsockname()[1])
-    with GatewayThread(lambda _: Forward(target), free_port()) as gw:
+    with raw_app(serve) as target, GatewayThread(lambda _: Forward(target), free_port()) as gw:
         for _ in range(3):
             answer = raw(
                 gw.port,
@@ -581,7 +591,6 @@ def test_an_app_that_sends_more_than_its_answer_fails_only_its_own_connection() 
                 b"GET /good HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
             )
             assert split_responses(answer) == [(204, b""), (200, b"ok")]
-    app.close()
 
 
 def test_the_gateway_survives_a_client_that_vanishes_mid_response(
