@@ -17,7 +17,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as websocket_connect
 
-from gatewaykit import GatewayThread
+from gatewaykit import GatewayThread, raw, status_of
 from netkit import free_port
 from zerogate.core.audit import AuditRecord
 from zerogate.core.policy.model import App
@@ -43,12 +43,22 @@ rules:
     who: {groups: [ops]}
     what: {apps: [vault]}
     when: {auth: {mfa_max_age_minutes: 10}}
+  - name: eng-docs
+    who: {groups: [eng]}
+    what: {apps: [docs]}
+  - name: docs-admin-closed
+    who: everyone
+    what: {apps: [docs], paths: [/admin]}
+    effect: deny
+  - name: contractors-docs-public
+    who: {groups: [contractors]}
+    what: {apps: [docs], paths: [/public]}
 """
 
 
 class Harness:
     def __init__(self, upstream: int) -> None:
-        apps = (App("wiki"), App("grafana"), App("vault"))
+        apps = (App("wiki"), App("grafana"), App("vault"), App("docs"))
         routes = tuple(
             HttpRoute(a.name, f"{a.name}.apps.test", f"http://127.0.0.1:{upstream}") for a in apps
         )
@@ -284,3 +294,43 @@ def test_a_websocket_is_cut_when_its_session_is_revoked(
         with pytest.raises(ConnectionClosed):
             ws.send("and now?")
             ws.recv(timeout=5)
+
+
+def raw_get(
+    gateway: GatewayThread, host: str, target: str, cookie: str, method: str = "GET"
+) -> int:
+    """The status of one request sent byte for byte (an HTTP library might tidy the target)."""
+    request = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nCookie: {COOKIE}={cookie}\r\n"
+    return status_of(raw(gateway.port, request.encode() + b"Connection: close\r\n\r\n"))
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/ADMIN/users",
+        "/admin;jsessionid=0A1B",
+        "/public/..;/admin",
+        "/admin./users",
+        "/%EF%BD%81dmin",
+        "/%2561dmin",
+    ],
+)
+def test_no_spelling_of_a_closed_path_reaches_the_app(
+    harness: tuple[Harness, GatewayThread], upstream: int, target: str
+) -> None:
+    """A deny on /admin holds for every way an app might read a path as /admin (case,
+    ;parameters, trailing dots, fullwidth letters, double encoding); a grant on /public covers
+    no path that some app would read as outside it. The app never sees any of them."""
+    h, gateway = harness
+    eng = token("docs")
+    contractor = token("docs", user="carol", groups=("contractors",))
+    assert raw_get(gateway, "docs.apps.test", "/echo/open", eng) == 200
+    assert raw_get(gateway, "docs.apps.test", "/public/a;v=2/b", contractor) == 200
+    assert raw_get(gateway, "docs.apps.test", target, eng) == 404
+    assert raw_get(gateway, "docs.apps.test", target, eng, "HEAD") == 404
+    assert raw_get(gateway, "docs.apps.test", f"/public/..;{target}", contractor) == 404
+    seen = httpx.get(f"http://127.0.0.1:{upstream}/seen").json()["seen"]
+    assert "/echo/open" in seen and "/public/a;v=2/b" in seen
+    assert not [path for path in seen if "dmin" in path.lower()]
+    denied = [e for e in h.events if e.details["effect"] == "deny"]
+    assert [e.details["rule"] for e in denied][:2] == ["docs-admin-closed"] * 2

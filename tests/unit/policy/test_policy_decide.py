@@ -7,7 +7,7 @@ from datetime import timedelta
 from policykit import NOW, ctx, device, rule
 
 from zerogate.core.policy.compile import compile_policy
-from zerogate.core.policy.decide import decide_naive, path_matches
+from zerogate.core.policy.decide import decide_naive
 from zerogate.core.policy.model import (
     App,
     AuthConditions,
@@ -22,6 +22,7 @@ from zerogate.core.policy.model import (
     Subjects,
     Targets,
 )
+from zerogate.core.policy.paths import path_matches
 
 DISK = Conditions(device=DeviceConditions(disk_encrypted=True))
 FRESH_MFA = Conditions(auth=AuthConditions(mfa_max_age_minutes=10))

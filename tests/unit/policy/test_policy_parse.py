@@ -219,7 +219,21 @@ CASES = [
     ),
     (
         "rules: [{name: r, who: everyone, what: {apps: a, paths: [api]}}]",
-        "1:58: rules[0].what.paths[0]: path prefix 'api' must start with '/'",
+        "1:58: rules[0].what.paths[0]: path prefix 'api': path must start with '/'",
+    ),
+    (
+        "rules: [{name: r, who: everyone, what: {apps: a, paths: ['/api//v1']}}]",
+        "1:58: rules[0].what.paths[0]: path prefix '/api//v1' is not normalised: requests are "
+        "matched as '/api/v1'",
+    ),
+    (
+        "rules: [{name: r, who: everyone, what: {apps: a, paths: ['/%61dmin/../x']}}]",
+        "1:58: rules[0].what.paths[0]: path prefix '/%61dmin/../x' is not normalised: requests "
+        "are matched as '/x'",
+    ),
+    (
+        "rules: [{name: r, who: everyone, what: {apps: a, paths: ['/a%2Fb']}}]",
+        "1:58: rules[0].what.paths[0]: path prefix '/a%2Fb': forbidden percent-escape in path",
     ),
     (
         "rules: [{name: '', who: everyone, what: {apps: a}}]",

@@ -116,7 +116,7 @@ class CompiledPolicy:
         timeless = True
         for number in numbers:
             rule = self.rules[number]
-            if action_matches(rule.targets, ctx):
+            if action_matches(rule, ctx):
                 evaluated.append((rule, failures(self.checks[number], ctx, rule.name)))
                 timeless = timeless and number not in self.clock_rules
         return decide_applicable(evaluated, ctx), timeless

@@ -39,6 +39,7 @@ from zerogate.core.policy.model import (
     Subjects,
     Targets,
 )
+from zerogate.core.policy.paths import covers
 
 _NO_MATCH = Reason(ReasonCode.NO_MATCHING_RULE, "no rule grants access")
 _APP_MONITOR = Reason(ReasonCode.APP_IN_MONITOR_MODE, "app in monitor mode: not enforced")
@@ -72,20 +73,22 @@ def app_matches(targets: Targets, name: str, tags: frozenset[str]) -> bool:
     )
 
 
-def path_matches(prefix: str, path: str) -> bool:
-    """'/api' covers '/api' and '/api/x' but not '/apix'; '/api/' covers '/api/x' only."""
-    if prefix.endswith("/"):
-        return path.startswith(prefix)
-    return path == prefix or path.startswith(prefix + "/")
-
-
-def action_matches(targets: Targets, ctx: RequestContext) -> bool:
-    if targets.methods and ctx.method not in targets.methods:
-        return False
+def action_matches(rule: Rule, ctx: RequestContext) -> bool:
+    """The rule's methods and path prefixes, if it has any, cover the request. For a rule that
+    restricts (deny, step_up), GET also covers HEAD: servers run the GET handler for it."""
+    targets = rule.targets
+    restricts = rule.effect is not Effect.ALLOW
+    method = ctx.method
+    if targets.methods and method not in targets.methods:
+        head_as_get = restricts and method == "HEAD" and "GET" in targets.methods
+        if not head_as_get:
+            return False
     if not targets.path_prefixes:
         return True
     path = ctx.path
-    return path is not None and any(path_matches(p, path) for p in targets.path_prefixes)
+    return path is not None and any(
+        covers(prefix, path, restricts=restricts) for prefix in targets.path_prefixes
+    )
 
 
 def failures(checks: Sequence[Check], ctx: RequestContext, rule: str) -> tuple[Reason, ...]:
@@ -146,7 +149,7 @@ def applies(rule: Rule, ctx: RequestContext) -> bool:
     return (
         subjects_match(rule.subjects, ctx)
         and app_matches(rule.targets, ctx.app.name, ctx.app.tags)
-        and action_matches(rule.targets, ctx)
+        and action_matches(rule, ctx)
     )
 
 

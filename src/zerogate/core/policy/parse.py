@@ -31,6 +31,7 @@ from typing import TypeVar
 
 import yaml
 
+from zerogate.core.http.paths import PathError, normalise_path
 from zerogate.core.policy.model import (
     Conditions,
     Effect,
@@ -237,12 +238,25 @@ def _what(reader: Reader, node: yaml.Node, path: str, known: KnownNames) -> Targ
         methods.add(text.upper())
     paths = tuple(text for text, _, _ in texts("paths"))
     for text, item, item_path in texts("paths"):
-        if not text.startswith("/"):
-            reader.error(item, item_path, f"path prefix {text!r} must start with '/'")
+        problem = _path_prefix_problem(text)
+        if problem is not None:
+            reader.error(item, item_path, problem)
     tags = frozenset(text for text, _, _ in texts("tags"))
     if not (apps or tags or globs):
         reader.error(node, path, "names no application: list apps, tags or globs")
     return Targets(apps, tags, globs, frozenset(methods), paths)
+
+
+def _path_prefix_problem(text: str) -> str | None:
+    """Requests are matched by their normalised path, so a prefix in any other form would
+    silently match nothing, or not what its author meant."""
+    try:
+        normal = normalise_path(text)
+    except PathError as error:
+        return f"path prefix {text!r}: {error.reason}"
+    if normal != text:
+        return f"path prefix {text!r} is not normalised: requests are matched as {normal!r}"
+    return None
 
 
 def _check_names(reader: Reader, rules: list[Rule], nodes: list[tuple[yaml.Node, str]]) -> None:
