@@ -53,12 +53,19 @@ rules:
   - name: contractors-docs-public
     who: {groups: [contractors]}
     what: {apps: [docs], paths: [/public]}
+  - name: finance-ledger
+    who: {departments: [finance]}
+    what: {apps: [ledger]}
+  - name: ledger-not-from-the-lab
+    who: {offices: [lab]}
+    what: {apps: [ledger]}
+    effect: deny
 """
 
 
 class Harness:
     def __init__(self, upstream: int) -> None:
-        apps = (App("wiki"), App("grafana"), App("vault"), App("docs"))
+        apps = (App("wiki"), App("grafana"), App("vault"), App("docs"), App("ledger"))
         routes = tuple(
             HttpRoute(a.name, f"{a.name}.apps.test", f"http://127.0.0.1:{upstream}") for a in apps
         )
@@ -111,6 +118,8 @@ def token(
         expires_at=kw.get("expires_at", now + timedelta(minutes=10)),  # type: ignore[arg-type]
         token_id=new_token_id(),
         cnf_x5t_s256=None,
+        department=kw.get("department"),  # type: ignore[arg-type]
+        office=kw.get("office"),  # type: ignore[arg-type]
     )
     return issue_access_token(KEY, claims)
 
@@ -334,3 +343,22 @@ def test_no_spelling_of_a_closed_path_reaches_the_app(
     assert not [path for path in seen if "dmin" in path.lower()]
     denied = [e for e in h.events if e.details["effect"] == "deny"]
     assert [e.details["rule"] for e in denied][:2] == ["docs-admin-closed"] * 2
+
+
+def test_rules_that_name_departments_and_offices_are_enforced(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    """The department and office come from the token, as groups do: a grant by department
+    lets its people in, a deny by office keeps that office out, and nobody else gets in."""
+    h, gateway = harness
+    finance = token("ledger", groups=(), department="finance", office="paris")
+    in_the_lab = token("ledger", groups=(), department="finance", office="lab")
+    elsewhere = token("ledger", groups=("eng",), department="hr")
+    assert get(gateway, "ledger.apps.test", "/echo", cookie=finance).status_code == 200
+    assert get(gateway, "ledger.apps.test", "/echo", cookie=in_the_lab).status_code == 404
+    assert get(gateway, "ledger.apps.test", "/echo", cookie=elsewhere).status_code == 404
+    assert [(e.details["effect"], e.details["rule"]) for e in h.events] == [
+        ("allow", "finance-ledger"),
+        ("deny", "ledger-not-from-the-lab"),
+        ("deny", None),
+    ]

@@ -64,6 +64,25 @@ def test_admins_use_their_access_token_and_others_are_refused(control: Control) 
     assert _call(control, token) == 401  # the session behind the token has ended
 
 
+def test_a_token_carries_the_department_and_office_rules_can_name(control: Control) -> None:
+    """Policy rules may name departments and offices; a gateway decides from the token alone,
+    so the token must say them (and say nothing for a person with none)."""
+    c, h = control.client, control.admin
+    assert c.post("/api/v1/departments", json={"name": "finance"}, headers=h).status_code == 201
+    assert c.post("/api/v1/offices", json={"name": "paris"}, headers=h).status_code == 201
+    placed = _signed_in(control, "fiona", [])
+    c.patch("/api/v1/users/fiona", json={"department": "finance", "office": "paris"}, headers=h)
+    claims = _payload(_mint(placed))
+    assert (claims["zg_dept"], claims["zg_office"]) == ("finance", "paris")
+    unplaced = _payload(_mint(_signed_in(control, "uma", [])))
+    assert "zg_dept" not in unplaced and "zg_office" not in unplaced
+
+
+def _payload(token: str) -> dict[str, object]:
+    part = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
+
+
 def test_attacks_are_refused_and_audited_with_their_reason(control: Control) -> None:
     control.client.post("/api/v1/groups", json={"name": "admins"}, headers=control.admin)
     control.client.post(

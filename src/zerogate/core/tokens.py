@@ -150,6 +150,9 @@ class AccessClaims:
     token_id: str  # jti
     cnf_x5t_s256: str | None  # RFC 8705 §3.1 cnf.x5t#S256: the certificate the token is bound to
     device_id: str | None = None  # zg_device
+    # Directory attributes policy rules can name (`who: {departments, offices}`), like groups.
+    department: str | None = None  # zg_dept
+    office: str | None = None  # zg_office
 
 
 # --- issuing ---------------------------------------------------------------------------------
@@ -187,8 +190,8 @@ def _payload(claims: AccessClaims) -> dict[str, object]:
         raise ValueError("expires_at must be after issued_at (in whole seconds)")
     if claims.cnf_x5t_s256 is not None and not _THUMBPRINT.fullmatch(claims.cnf_x5t_s256):
         raise ValueError("cnf_x5t_s256 must be a base64url SHA-256 thumbprint (pki.x5t_s256)")
-    if claims.device_id == "":
-        raise ValueError("device_id must be None or non-empty")
+    if "" in (claims.device_id, claims.department, claims.office):
+        raise ValueError("device_id, department, office: None or non-empty")
     payload: dict[str, object] = {
         "iss": claims.issuer,
         "sub": claims.subject,
@@ -208,6 +211,10 @@ def _payload(claims: AccessClaims) -> dict[str, object]:
         payload["zg_mfa_time"] = _numeric_date(claims.mfa_time)
     if claims.device_id is not None:
         payload["zg_device"] = claims.device_id
+    if claims.department is not None:
+        payload["zg_dept"] = claims.department
+    if claims.office is not None:
+        payload["zg_office"] = claims.office
     if claims.cnf_x5t_s256 is not None:
         payload["cnf"] = {"x5t#S256": claims.cnf_x5t_s256}
     return payload
@@ -356,6 +363,8 @@ def _access_claims(
         raise _missing("zg_kind")
     mfa_time = _date(_seconds(claims, "zg_mfa_time")) if "zg_mfa_time" in claims else None
     device_id = _text(claims, "zg_device") if "zg_device" in claims else None
+    department = _text(claims, "zg_dept") if "zg_dept" in claims else None
+    office = _text(claims, "zg_office") if "zg_office" in claims else None
     return AccessClaims(
         issuer=issuer,
         subject=_text(claims, "sub"),
@@ -372,6 +381,8 @@ def _access_claims(
         token_id=_text(claims, "jti"),
         cnf_x5t_s256=bound_to,
         device_id=device_id,
+        department=department,
+        office=office,
     )
 
 

@@ -268,6 +268,8 @@ class Enforcer:
             now=now,
             source_ip=self._address(request.client),
             groups=frozenset(claims.groups),
+            department=claims.department,
+            office=claims.office,
             principal=PrincipalKind.SERVICE
             if claims.principal_kind == "service"
             else PrincipalKind.USER,

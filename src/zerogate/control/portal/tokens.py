@@ -112,6 +112,8 @@ def session_token(
         principal_kind=user.kind,
         username=user.username,
         groups=tuple(g.name for g in user.groups),
+        department=user.department.name if user.department else None,
+        office=user.office.name if user.office else None,
         auth_time=row.auth_time,
         mfa_time=row.mfa_time,
         amr=tuple(row.amr),
