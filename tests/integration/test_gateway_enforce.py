@@ -60,12 +60,23 @@ rules:
     who: {offices: [lab]}
     what: {apps: [ledger]}
     effect: deny
+  - name: eng-wiki-edit-via-sso
+    who: {groups: [eng]}
+    what: {apps: [wiki-admin]}
+    when: {auth: {identity_providers: [okta]}}
 """
 
 
 class Harness:
     def __init__(self, upstream: int) -> None:
-        apps = (App("wiki"), App("grafana"), App("vault"), App("docs"), App("ledger"))
+        apps = (
+            App("wiki"),
+            App("grafana"),
+            App("vault"),
+            App("docs"),
+            App("ledger"),
+            App("wiki-admin"),
+        )
         routes = tuple(
             HttpRoute(a.name, f"{a.name}.apps.test", f"http://127.0.0.1:{upstream}") for a in apps
         )
@@ -120,6 +131,7 @@ def token(
         cnf_x5t_s256=None,
         department=kw.get("department"),  # type: ignore[arg-type]
         office=kw.get("office"),  # type: ignore[arg-type]
+        identity_provider=kw.get("idp"),  # type: ignore[arg-type]
     )
     return issue_access_token(KEY, claims)
 
@@ -362,3 +374,15 @@ def test_rules_that_name_departments_and_offices_are_enforced(
         ("deny", "ledger-not-from-the-lab"),
         ("deny", None),
     ]
+
+
+def test_a_rule_that_names_identity_providers_holds_only_for_their_sessions(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    h, gateway = harness
+    host = "wiki-admin.apps.test"
+    assert get(gateway, host, "/echo", cookie=token("wiki-admin", idp="okta")).status_code == 200
+    local = get(gateway, host, "/echo", cookie=token("wiki-admin", idp="local"))
+    assert local.status_code == 403 and "identity provider" in local.text.lower()
+    assert get(gateway, host, "/echo", cookie=token("wiki-admin")).status_code == 403
+    assert [e.details["effect"] for e in h.events] == ["allow", "deny", "deny"]

@@ -64,9 +64,12 @@ def test_admins_use_their_access_token_and_others_are_refused(control: Control) 
     assert _call(control, token) == 401  # the session behind the token has ended
 
 
-def test_a_token_carries_the_department_and_office_rules_can_name(control: Control) -> None:
-    """Policy rules may name departments and offices; a gateway decides from the token alone,
-    so the token must say them (and say nothing for a person with none)."""
+def test_a_token_carries_the_department_office_and_provider_rules_can_name(
+    control: Control,
+) -> None:
+    """Policy rules may name departments, offices and identity providers; a gateway decides
+    from the token alone, so the token must say them (and no department or office for a
+    person with none)."""
     c, h = control.client, control.admin
     assert c.post("/api/v1/departments", json={"name": "finance"}, headers=h).status_code == 201
     assert c.post("/api/v1/offices", json={"name": "paris"}, headers=h).status_code == 201
@@ -74,6 +77,7 @@ def test_a_token_carries_the_department_and_office_rules_can_name(control: Contr
     c.patch("/api/v1/users/fiona", json={"department": "finance", "office": "paris"}, headers=h)
     claims = _payload(_mint(placed))
     assert (claims["zg_dept"], claims["zg_office"]) == ("finance", "paris")
+    assert claims["zg_idp"] == "local"  # signed in with a password, not through an IdP
     unplaced = _payload(_mint(_signed_in(control, "uma", [])))
     assert "zg_dept" not in unplaced and "zg_office" not in unplaced
 

@@ -127,7 +127,7 @@ def signed_payload(**changes: object) -> str:
         {"mfa_time": None, "device_id": None, "groups": (), "amr": ("fed",)},
         {"principal_kind": "service", "subject": "service:ci", "username": "ci", "device_id": None},
         {"audience": "zerogate-control"},
-        {"department": "finance", "office": "paris"},
+        {"department": "finance", "office": "paris", "identity_provider": "okta"},
     ],
 )
 def test_every_claim_round_trips(changes: dict[str, object]) -> None:
@@ -141,12 +141,14 @@ def test_every_claim_round_trips(changes: dict[str, object]) -> None:
 
 
 def test_wire_names_are_standard_jwt_claims_plus_zg_prefix() -> None:
-    token = issue_access_token(KEY, claims(cnf_x5t_s256=LAPTOP, department="hr", office="oslo"))
+    token = issue_access_token(
+        KEY, claims(cnf_x5t_s256=LAPTOP, department="hr", office="oslo", identity_provider="local")
+    )
     payload = payload_of(token)
     assert set(payload) == {
         "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "amr", "cnf",
         "zg_sid", "zg_kind", "zg_user", "zg_groups", "zg_mfa_time", "zg_device",
-        "zg_dept", "zg_office",
+        "zg_dept", "zg_office", "zg_idp",
     }  # fmt: skip
     assert payload["cnf"] == {"x5t#S256": LAPTOP}
     assert payload["exp"] == int((NOW + timedelta(minutes=10)).timestamp())
@@ -457,6 +459,7 @@ def test_every_required_claim_must_be_present(name: str) -> None:
         {"zg_device": ""},
         {"zg_dept": ["finance"]},
         {"zg_office": ""},
+        {"zg_idp": 1},
         {"jti": 12},
     ],
 )

@@ -153,6 +153,7 @@ class AccessClaims:
     # Directory attributes policy rules can name (`who: {departments, offices}`), like groups.
     department: str | None = None  # zg_dept
     office: str | None = None  # zg_office
+    identity_provider: str | None = None  # zg_idp: how the session signed in ("local", an IdP)
 
 
 # --- issuing ---------------------------------------------------------------------------------
@@ -190,8 +191,8 @@ def _payload(claims: AccessClaims) -> dict[str, object]:
         raise ValueError("expires_at must be after issued_at (in whole seconds)")
     if claims.cnf_x5t_s256 is not None and not _THUMBPRINT.fullmatch(claims.cnf_x5t_s256):
         raise ValueError("cnf_x5t_s256 must be a base64url SHA-256 thumbprint (pki.x5t_s256)")
-    if "" in (claims.device_id, claims.department, claims.office):
-        raise ValueError("device_id, department, office: None or non-empty")
+    if "" in (claims.device_id, claims.department, claims.office, claims.identity_provider):
+        raise ValueError("device_id, department, office, identity_provider: None or non-empty")
     payload: dict[str, object] = {
         "iss": claims.issuer,
         "sub": claims.subject,
@@ -215,6 +216,8 @@ def _payload(claims: AccessClaims) -> dict[str, object]:
         payload["zg_dept"] = claims.department
     if claims.office is not None:
         payload["zg_office"] = claims.office
+    if claims.identity_provider is not None:
+        payload["zg_idp"] = claims.identity_provider
     if claims.cnf_x5t_s256 is not None:
         payload["cnf"] = {"x5t#S256": claims.cnf_x5t_s256}
     return payload
@@ -365,6 +368,7 @@ def _access_claims(
     device_id = _text(claims, "zg_device") if "zg_device" in claims else None
     department = _text(claims, "zg_dept") if "zg_dept" in claims else None
     office = _text(claims, "zg_office") if "zg_office" in claims else None
+    identity_provider = _text(claims, "zg_idp") if "zg_idp" in claims else None
     return AccessClaims(
         issuer=issuer,
         subject=_text(claims, "sub"),
@@ -383,6 +387,7 @@ def _access_claims(
         device_id=device_id,
         department=department,
         office=office,
+        identity_provider=identity_provider,
     )
 
 

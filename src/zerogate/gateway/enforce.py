@@ -277,6 +277,7 @@ class Enforcer:
             path=path,
             mfa_time=claims.mfa_time,
             auth_time=claims.auth_time,
+            identity_provider=claims.identity_provider,
         )
 
     def _token(self, headers: tuple[tuple[bytes, bytes], ...]) -> str | None:

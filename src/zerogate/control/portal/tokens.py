@@ -114,6 +114,7 @@ def session_token(
         groups=tuple(g.name for g in user.groups),
         department=user.department.name if user.department else None,
         office=user.office.name if user.office else None,
+        identity_provider=row.provider,
         auth_time=row.auth_time,
         mfa_time=row.mfa_time,
         amr=tuple(row.amr),
