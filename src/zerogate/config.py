@@ -27,6 +27,8 @@ from pydantic import (
     field_validator,
 )
 
+from zerogate.core.http.framing import is_header_name
+
 
 def _not_bool(value: object) -> object:
     # TOML `true` would otherwise pass as the integer 1.
@@ -87,6 +89,9 @@ class Settings(BaseModel):
     gateway_tunnel_port: Port | None = 8445  # connectors dial in here (mutual TLS)
     # Unconfirmed audit events (MB) at which the gateway refuses requests; 0: until disk full.
     gateway_audit_spool_max_mb: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 4096
+    # Request headers dropped before an app sees them, beside the built-in identity ones:
+    # those an app trusts for identity (Grafana's X-WEBAUTH-USER, Remote-Group, ...).
+    gateway_strip_headers: tuple[str, ...] = ()
     public_hostnames: tuple[str, ...] = ("localhost",)
     app_domain: str = "zerogate.localhost"
     ca_key: SecretStr | None = None
@@ -116,6 +121,14 @@ class Settings(BaseModel):
             if not _HOST_RE.match(host):
                 raise ValueError(f"{host!r} is not a valid host name")
         return value
+
+    @field_validator("gateway_strip_headers")
+    @classmethod
+    def _header_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not is_header_name(name):
+                raise ValueError(f"{name!r} is not an HTTP header name")
+        return tuple(name.lower() for name in value)
 
     @field_validator("app_domain")
     @classmethod

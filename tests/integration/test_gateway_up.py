@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from gatewaykit import wait_for_port
 from netkit import free_port
 from zerogate.core.tokens import TokenVerifier
-from zgproc import Running, admin
+from zgproc import Running, admin, start, stop
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
@@ -29,6 +30,7 @@ rules:
     who: {groups: [admins]}
     what: {apps: [grafana, whoami]}
 """
+STRIP_ENV = "ZEROGATE_GATEWAY_STRIP_HEADERS"
 EXAMPLE = Path(__file__).parents[2] / "examples" / "whoami.py"
 
 
@@ -56,6 +58,15 @@ class Curl:
             "-w", "%{http_code}",
         )  # fmt: skip
         assert done.stdout == "303", done.stdout + done.stderr
+
+
+@pytest.fixture
+def up(tmp_path: Path, port: int) -> Iterator[Running]:
+    """`zerogate up` told to drop one more identity header than the built-in ones, as an
+    admin would for an app that trusts it (Grafana's auth proxy reads X-WEBAUTH-USER)."""
+    running = start(tmp_path / "zerogate-data", port, env={STRIP_ENV: "X-WEBAUTH-USER"})
+    yield running
+    stop(running)
 
 
 def app_url(up: Running, path: str) -> str:
@@ -90,7 +101,10 @@ def test_sign_in_reach_the_app_and_audit_it(up: Running, upstream: int, tmp_path
     curl.sign_in("admin", up.admin_password)
     deadline = time.monotonic() + 10  # the gateway polls the snapshot every second
     while True:
-        landed = curl(app_url(up, "/echo?x=1"), "-L", "-w", "\n%{http_code}")
+        landed = curl(
+            app_url(up, "/echo?x=1"), "-L", "-w", "\n%{http_code}",
+            "-H", "X-Webauth-User: root", "-H", "X-Webauth_User: root", "-H", "X-Kept: yes",
+        )  # fmt: skip
         body, _, code = landed.stdout.rpartition("\n")
         if code == "200" or time.monotonic() > deadline:
             break
@@ -104,6 +118,8 @@ def test_sign_in_reach_the_app_and_audit_it(up: Running, upstream: int, tmp_path
         headers["x-zerogate-assertion"], audience="grafana", now=_now()
     )
     assert claims.username == "admin" and headers["x-forwarded-proto"] == "https"
+    names = [name.lower().replace("_", "-") for name, _ in echoed["headers"]]
+    assert "x-webauth-user" not in names and headers["x-kept"] == "yes"
 
     # A second app, the published example that verifies the assertion itself: no new login.
     command = [sys.executable, str(EXAMPLE), "--port", str(example_port), "--app", "whoami"]

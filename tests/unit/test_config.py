@@ -243,3 +243,15 @@ def test_undecodable_file(tmp_path: Path) -> None:
     error = config_error(path)
     assert (error.source, error.key) == (str(path), "file")
     assert error.message.startswith("cannot read: ")
+
+
+def test_headers_to_strip_are_header_names_kept_in_lower_case(tmp_path: Path) -> None:
+    path = write(tmp_path, 'gateway_strip_headers = ["X-WEBAUTH-USER", "Remote-Group"]\n')
+    assert load_settings(path, environ={}).gateway_strip_headers == (
+        "x-webauth-user",
+        "remote-group",
+    )
+    bad = write(tmp_path, 'log_level = "info"\ngateway_strip_headers = ["X-User: root"]\n')
+    error = config_error(bad)
+    assert (error.line, error.key) == (2, "gateway_strip_headers")
+    assert "'X-User: root' is not an HTTP header name" in error.message

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from zerogate import logs
+from zerogate.core.http.framing import is_header_name
 from zerogate.core.inventory.names import NAME_PATTERN
 from zerogate.gateway.run import GatewaySettings, serve
 from zerogate.gateway.workers import supervise
@@ -67,6 +68,13 @@ def gateway(
             "is full.",
         ),
     ] = 4096,
+    strip_header: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A request header the apps must never get from a client (one per flag), "
+            "beside the identity headers the gateway always drops.",
+        ),
+    ] = None,
     worker_index: Annotated[int | None, typer.Option(hidden=True)] = None,
     worker_count: Annotated[int, typer.Option(hidden=True, min=1, max=256)] = 1,
     exit_with_parent: Annotated[bool, typer.Option(hidden=True)] = False,
@@ -84,6 +92,10 @@ def gateway(
             err=True,
         )
         raise typer.Exit(2)
+    for header in strip_header or ():
+        if not is_header_name(header):
+            typer.echo(f"cannot start: --strip-header {header!r} is not a header name", err=True)
+            raise typer.Exit(2)
     count = workers or os.cpu_count() or 1
     if count > 1 and worker_index is None:
         raise typer.Exit(supervise(count, _without_workers(sys.argv)))
@@ -108,6 +120,7 @@ def gateway(
         workers=worker_count if worker_index is not None else 1,
         # Each worker spools on its own: the limit is shared out evenly between them.
         spool_max_bytes=(audit_spool_max_mb << 20) // worker_count if audit_spool_max_mb else None,
+        strip_headers=tuple(header.lower() for header in strip_header or ()),
     )
     serve(settings)
 

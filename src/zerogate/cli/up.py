@@ -129,4 +129,6 @@ def _start_gateway(plane: bootstrap.ControlPlane) -> subprocess.Popen[bytes] | N
         command += ["--certs-dir", str(settings.gateway_certs_dir)]
     if settings.gateway_tunnel_port:
         command += ["--tunnel-port", str(settings.gateway_tunnel_port)]
+    for header in settings.gateway_strip_headers:
+        command += ["--strip-header", header]
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)

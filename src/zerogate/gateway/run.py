@@ -32,7 +32,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from zerogate.core.policy.snapshot import Snapshot, SnapshotError, verify_snapshot
 from zerogate.gateway.certs import CertificateStore
 from zerogate.gateway.enforce import Enforcer, State, build_state
-from zerogate.gateway.http import Forward, Gateway, Options, Reply, Request, status_page
+from zerogate.gateway.http import (
+    IDENTITY_HEADERS,
+    Forward,
+    Gateway,
+    Options,
+    Reply,
+    Request,
+    status_page,
+)
 from zerogate.gateway.server import listen
 from zerogate.gateway.spool import AsyncShipper, Spool
 from zerogate.gateway.tunnels import TunnelRegistry
@@ -74,6 +82,13 @@ class GatewaySettings:
     # closed rather than serve unrecorded); None: only a full disk stops it. The default is
     # `zerogate gateway --audit-spool-max-mb`'s.
     spool_max_bytes: int | None = None
+    strip_headers: tuple[str, ...] = ()  # beside IDENTITY_HEADERS; lower case
+
+    @property
+    def options(self) -> Options:
+        """The data plane's options: the identity headers dropped, the admin's ones too."""
+        extra = {name.lower().replace("_", "-").encode() for name in self.strip_headers}
+        return Options(strip_headers=IDENTITY_HEADERS | extra)
 
     @property
     def worker_name(self) -> str:
@@ -238,7 +253,9 @@ async def run(settings: GatewaySettings) -> None:
             first = await asyncio.wait_for(client.fetch(), FIRST_SNAPSHOT_SECONDS)
             if first is not None:
                 take(first)
-    gateway = Gateway(guard, Options(), loop, before_send=spool.write_through, tunnels=tunnels)
+    gateway = Gateway(
+        guard, settings.options, loop, before_send=spool.write_through, tunnels=tunnels
+    )
     certificates = CertificateStore(settings.cert_file, settings.key_file, settings.certs_dir)
     server = await listen(gateway, settings.listen_host, settings.port, tls=certificates.listener)
     tunnel_server: asyncio.Server | None = None

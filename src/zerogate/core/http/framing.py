@@ -50,6 +50,11 @@ _FRAMING_HEADERS = frozenset(
 _Gathered = dict[bytes, list[bytes]]
 
 
+def is_header_name(name: str) -> bool:
+    """Whether `name` is an HTTP field name (a token, RFC 9110 §5.1), as an admin types it."""
+    return name.isascii() and _TOKEN.fullmatch(name.encode()) is not None
+
+
 class BodyFraming(enum.Enum):
     NONE = "none"
     LENGTH = "length"
