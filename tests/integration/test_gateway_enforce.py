@@ -64,6 +64,13 @@ rules:
     who: {groups: [eng]}
     what: {apps: [wiki-admin]}
     when: {auth: {identity_providers: [okta]}}
+  - name: eng-tickets
+    who: {groups: [eng]}
+    what: {apps: [tickets]}
+  - name: tickets-never-deleted
+    who: everyone
+    what: {apps: [tickets], methods: [DELETE]}
+    effect: deny
 """
 
 
@@ -76,6 +83,7 @@ class Harness:
             App("docs"),
             App("ledger"),
             App("wiki-admin"),
+            App("tickets"),
         )
         routes = tuple(
             HttpRoute(a.name, f"{a.name}.apps.test", f"http://127.0.0.1:{upstream}") for a in apps
@@ -386,3 +394,37 @@ def test_a_rule_that_names_identity_providers_holds_only_for_their_sessions(
     assert local.status_code == 403 and "identity provider" in local.text.lower()
     assert get(gateway, host, "/echo", cookie=token("wiki-admin")).status_code == 403
     assert [e.details["effect"] for e in h.events] == ["allow", "deny", "deny"]
+
+
+@pytest.mark.parametrize(
+    ("target", "headers", "allowed"),
+    [
+        ("/echo/plain", {}, True),
+        ("/echo/patch", {"x-http-method-override": "PATCH"}, True),
+        ("/echo/by-header", {"x-http-method-override": "DELETE"}, False),
+        ("/echo/by-other-header", {"x-http-method": "delete"}, False),
+        ("/echo/by-query?_method=delete", {}, False),
+    ],
+)
+def test_a_post_that_stands_for_a_denied_method_is_denied(
+    harness: tuple[Harness, GatewayThread],
+    upstream: int,
+    target: str,
+    headers: dict[str, str],
+    allowed: bool,
+) -> None:
+    """Frameworks run a POST as the method its X-HTTP-Method-Override (or `_method`) names:
+    a rule that denies DELETE must hold for such a POST too, and the event says DELETE."""
+    h, gateway = harness
+    response = httpx.post(
+        f"http://127.0.0.1:{gateway.port}{target}",
+        headers={"host": "tickets.apps.test", "cookie": f"{COOKIE}={token('tickets')}", **headers},
+    )
+    assert response.status_code == (200 if allowed else 404)
+    seen = httpx.get(f"http://127.0.0.1:{upstream}/seen").json()["seen"]
+    assert (target.split("?")[0] in seen) is allowed
+    (event,) = h.events
+    assert event.details["effect"] == ("allow" if allowed else "deny")
+    if not allowed:
+        assert event.details["rule"] == "tickets-never-deleted"
+        assert event.details["context"]["method"] == "DELETE"  # type: ignore[index]

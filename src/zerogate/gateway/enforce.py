@@ -204,15 +204,22 @@ class Enforcer:
         # Everything the request context is built from but the clock (the claims come from
         # the token): a remembered context differs from a new one only in `now`.
         key = (token, target.app.name, head.method, request.path, request.client)
-        remembered = self._decisions.get(key)
+        overrides = method_overrides(head.headers, head.query) if head.method == "POST" else ()
+        remembered = None if overrides else self._decisions.get(key)
         version = state.snapshot.policy_version
         if remembered is not None:
             ctx, decision, part = remembered
         else:
             ctx = self._context(claims, target, now, request, head.method, request.path)
             decision, timeless = state.compiled.decide_once(ctx)
+            for method in overrides:
+                # The app may run the request as this method: the stricter answer stands.
+                other = replace(ctx, method=method)
+                answer = state.compiled.decide(other)
+                if _STRICTNESS[answer.effect] > _STRICTNESS[decision.effect]:
+                    ctx, decision = other, answer
             part = self._lines.part(ctx, decision, policy_version=version)
-            if timeless:
+            if timeless and not overrides:
                 self._decisions.put(key, (ctx, decision, part))
         done = self._recorder(ctx, decision, version, request, now, part)
         if decision.effect is Effect.ALLOW:
@@ -456,6 +463,24 @@ def _bearer(headers: tuple[tuple[bytes, bytes], ...]) -> str | None:
             if header == wanted and value[:7].lower() == b"bearer ":
                 return value[7:].strip().decode("ascii", "replace")
     return None
+
+
+# Where frameworks let a POST stand for another method: headers (Express's method-override,
+# ASP.NET Core, Google's APIs) and the `_method` parameter (Symfony and Laravel read it from
+# the query too). Only POST is ever overridden, so only POST is looked at.
+_OVERRIDE_HEADERS = frozenset({b"x-http-method-override", b"x-http-method", b"x-method-override"})
+_STRICTNESS = {Effect.ALLOW: 0, Effect.STEP_UP: 1, Effect.DENY: 2}
+
+
+def method_overrides(headers: tuple[tuple[bytes, bytes], ...], query: str) -> tuple[str, ...]:
+    """The other methods a POST asks its app to run it as, upper case, each once."""
+    found: list[str] = []
+    for name, value in headers:
+        if name in _OVERRIDE_HEADERS:
+            found.append(value.decode("latin-1").strip().upper())
+    if "_method" in query:
+        found += [v.strip().upper() for k, v in parse_qsl(query) if k == "_method"]
+    return tuple(m for m in dict.fromkeys(found) if m and m != "POST")
 
 
 def _revoked(snapshot: Snapshot, claims: AccessClaims) -> bool:
