@@ -177,11 +177,20 @@ def test_the_callback_sets_the_cookie_and_returns_only_to_a_local_path(
         ("/page?x=1", "/page?x=1"),
         ("//evil.test/x", "/"),
         ("https://evil.test", "/"),
+        ("\\evil.test", "/"),
+        # Browsers drop tabs and line breaks from a URL: "/\t/evil.test" would be "//evil.test".
+        ("/\t/evil.test/x", "/%09/evil.test/x"),
+        ("/\n/evil.test", "/%0A/evil.test"),
+        ("/\\evil.test", "/%5Cevil.test"),
+        # A line break must not end the Location header and start one of the client's.
+        ("/x\r\nSet-Cookie: planted=1", "/x%0D%0ASet-Cookie:%20planted=1"),
+        ("/caf\u00e9?q=a b", "/caf%C3%A9?q=a%20b"),
     ):
         response = get(
             gateway, "wiki.apps.test", f"/.zerogate/callback?token={good}&return={quote(back)}"
         )
         assert response.status_code == 303 and response.headers["location"] == expected
+        assert response.headers.get_list("set-cookie") == [response.headers["set-cookie"]]
         cookie = response.headers["set-cookie"]
         assert cookie.startswith(f"{COOKIE}={good};")
         assert all(flag in cookie for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"))

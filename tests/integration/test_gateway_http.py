@@ -608,3 +608,19 @@ def test_the_gateway_survives_a_client_that_vanishes_mid_response(
 def test_upstream_process_stays_alive(upstream: int) -> None:
     # Guard for the module fixture: if the upstream died, the tests above lied.
     assert httpx.get(f"http://127.0.0.1:{upstream}/seen").status_code == 200
+
+
+def test_a_reply_header_with_a_line_break_is_never_sent() -> None:
+    """Defence in depth: whatever a handler puts in a header of its own answer, a client's
+    bytes cannot split it; the answer becomes a 500 and the connection stays sound."""
+
+    def handle(request: Request) -> Forward | Reply:
+        planted = request.head.query.replace("%0D%0A", "\r\n").encode()
+        return Reply(303, b"", ((b"location", b"/" + planted),))
+
+    first = b"GET /x?a%0D%0Aset-cookie:%20planted=1 HTTP/1.1\r\nHost: app.test\r\n\r\n"
+    second = b"GET /y?fine HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    with GatewayThread(handle, free_port()) as gw:
+        response = raw(gw.port, first + second)
+    assert [status for status, _ in split_responses(response)] == [500, 303]
+    assert b"planted" not in response and b"location: /fine\r\n" in response

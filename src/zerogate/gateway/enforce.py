@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from zerogate.core.memo import Memo
 from zerogate.core.policy.compile import CompiledPolicy, compile_policy
@@ -378,8 +378,7 @@ class Enforcer:
         claims = self._verify(self.state, token, target.app.name) if token else None
         if claims is None or _revoked(self.state.snapshot, claims):
             return Reply(401, status_page(401, "That sign-in link is not valid.").body, (HSTS,))
-        if not back.startswith("/") or back.startswith("//") or "\\" in back:
-            back = "/"
+        back = _local_target(back)
         max_age = max(0, int(claims.expires_at.timestamp() - self.clock()))
         cookie = f"{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
         headers = (
@@ -481,6 +480,20 @@ def method_overrides(headers: tuple[tuple[bytes, bytes], ...], query: str) -> tu
     if "_method" in query:
         found += [v.strip().upper() for k, v in parse_qsl(query) if k == "_method"]
     return tuple(m for m in dict.fromkeys(found) if m and m != "POST")
+
+
+# What a path and query may hold as they are (RFC 3986 §3.3, §3.4): everything else is
+# percent-encoded, above all the controls and spaces a browser drops from a URL ("/\t/evil"
+# would become "//evil") and the line breaks that would end the Location header.
+_TARGET_SAFE = "/?#[]@!$&'()*+,;=:-._~%"
+
+
+def _local_target(back: str) -> str:
+    """Where the callback may send the browser back to: a path on this host, nowhere else."""
+    target = quote(back, safe=_TARGET_SAFE)
+    if not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
 
 
 def _revoked(snapshot: Snapshot, claims: AccessClaims) -> bool:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
@@ -88,6 +89,7 @@ IDENTITY_HEADERS = frozenset(
     }
 )
 log = logging.getLogger("zerogate.gateway")
+_UNSAFE_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # controls but HTAB (RFC 9110 §5.5)
 _REASONS = {
     100: b"Continue",
     200: b"OK",
@@ -803,6 +805,11 @@ class ClientConnection(asyncio.Protocol):
             % (reply.status, _REASONS.get(reply.status, b""), reply.content_type, len(reply.body))
         )
         for name, value in reply.headers:
+            if _UNSAFE_VALUE.search(value) is not None:
+                # A handler's bug must not let a client's bytes split the answer.
+                log.error("refused to send header %r with a control character", name)
+                self.answer(cycle, status_page(500, "Something went wrong on our side."))
+                return
             out += name + b": " + value + b"\r\n"
         if close:
             out += b"connection: close\r\n"
