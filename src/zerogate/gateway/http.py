@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import re
 import time
@@ -307,7 +308,7 @@ def _upgrades(head: RequestHead) -> bool:
 
 
 def status_page(status: int, text: str) -> Reply:
-    body = f"<!doctype html><title>{status}</title><p>{text}</p>\n".encode()
+    body = f"<!doctype html><title>{status}</title><p>{html.escape(text)}</p>\n".encode()
     return Reply(status, body)
 
 
