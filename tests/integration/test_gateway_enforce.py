@@ -4,6 +4,7 @@ hints, step-up, and one audit event per decision."""
 
 from __future__ import annotations
 
+import html
 import re
 import socket
 import time
@@ -25,7 +26,7 @@ from zerogate.core.policy.parse import parse_policy
 from zerogate.core.policy.snapshot import HttpRoute, Snapshot
 from zerogate.core.token_keys import jwks, new_signing_key
 from zerogate.core.tokens import AccessClaims, issue_access_token, new_token_id
-from zerogate.gateway.enforce import COOKIE, Enforcer, build_state
+from zerogate.gateway.enforce import COOKIE, STATE_COOKIE, Enforcer, build_state
 from zerogate.gateway.spool import decode_line
 
 ISSUER = "https://control.test:8443"
@@ -150,11 +151,20 @@ def get(
     path: str = "/",
     cookie: str | None = None,
     method: str = "GET",
+    state: str | None = None,
 ) -> httpx.Response:
     headers = {"host": host}
-    if cookie is not None:
-        headers["cookie"] = f"{COOKIE}={cookie}"
+    cookies = [] if cookie is None else [f"{COOKIE}={cookie}"]
+    if state is not None:
+        cookies.append(f"{STATE_COOKIE}={state}")
+    if cookies:
+        headers["cookie"] = "; ".join(cookies)
     return httpx.request(method, f"http://127.0.0.1:{gateway.port}{path}", headers=headers)
+
+
+def set_cookies(response: httpx.Response) -> dict[str, str]:
+    """Each cookie the answer sets, by name: its whole Set-Cookie value."""
+    return {v.split("=", 1)[0]: v for v in response.headers.get_list("set-cookie")}
 
 
 def test_no_token_goes_to_the_portal_for_this_app(harness: tuple[Harness, GatewayThread]) -> None:
@@ -165,6 +175,14 @@ def test_no_token_goes_to_the_portal_for_this_app(harness: tuple[Harness, Gatewa
     assert f"{location.scheme}://{location.netloc}{location.path}" == f"{ISSUER}/portal/authorize"
     query = parse_qs(location.query)
     assert query["app"] == ["wiki"] and query["return"] == ["https://wiki.apps.test/page?x=1"]
+    # The round trip is bound to this browser: the state goes out in the URL and in a cookie.
+    (state,) = query["state"]
+    assert len(state) >= 22
+    bound = set_cookies(response)[STATE_COOKIE]
+    assert bound.startswith(f"{STATE_COOKIE}={state};")
+    assert all(flag in bound for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"))
+    again = parse_qs(urlsplit(get(gateway, "wiki.apps.test", "/").headers["location"]).query)
+    assert again["state"] != [state]
     assert get(gateway, "wiki.apps.test", "/", method="POST").status_code == 401
 
 
@@ -187,15 +205,45 @@ def test_the_callback_sets_the_cookie_and_returns_only_to_a_local_path(
         ("/caf\u00e9?q=a b", "/caf%C3%A9?q=a%20b"),
     ):
         response = get(
-            gateway, "wiki.apps.test", f"/.zerogate/callback?token={good}&return={quote(back)}"
+            gateway,
+            "wiki.apps.test",
+            f"/.zerogate/callback?token={good}&return={quote(back)}&state=S1",
+            state="S1",
         )
         assert response.status_code == 303 and response.headers["location"] == expected
-        assert response.headers.get_list("set-cookie") == [response.headers["set-cookie"]]
-        cookie = response.headers["set-cookie"]
-        assert cookie.startswith(f"{COOKIE}={good};")
-        assert all(flag in cookie for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"))
-    other = get(gateway, "wiki.apps.test", f"/.zerogate/callback?token={token('grafana')}")
+        cookies = set_cookies(response)
+        assert set(cookies) == {COOKIE, STATE_COOKIE}  # and nothing a client planted
+        assert cookies[COOKIE].startswith(f"{COOKIE}={good};")
+        assert all(
+            flag in cookies[COOKIE] for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/")
+        )
+        assert "Max-Age=0" in cookies[STATE_COOKIE]  # the state is spent
+    other = get(
+        gateway,
+        "wiki.apps.test",
+        f"/.zerogate/callback?token={token('grafana')}&state=S",
+        state="S",
+    )
     assert other.status_code == 401  # a token for another app is no key to this one
+
+
+@pytest.mark.parametrize(
+    ("query_state", "cookie_state"),
+    [(None, None), ("S1", None), (None, "S1"), ("S1", "S2"), ("", "")],
+)
+def test_a_sign_in_this_browser_did_not_start_is_not_taken(
+    harness: tuple[Harness, GatewayThread], query_state: str | None, cookie_state: str | None
+) -> None:
+    """Login CSRF: someone sends a victim to the callback with their own valid token. Without
+    the state this browser was given, the gateway sets no cookie and sends the browser back
+    to the page, where its own sign-in starts."""
+    _, gateway = harness
+    link = f"/.zerogate/callback?token={token('wiki', user='mallory')}&return=/page"
+    if query_state is not None:
+        link += f"&state={query_state}"
+    response = get(gateway, "wiki.apps.test", link, state=cookie_state)
+    assert response.status_code == 303 and response.headers["location"] == "/page"
+    assert COOKIE not in set_cookies(response)
 
 
 def test_allowed_requests_carry_the_assertion_and_are_audited(
@@ -257,6 +305,10 @@ def test_a_stale_second_factor_asks_for_step_up(harness: tuple[Harness, GatewayT
     assert response.status_code == 401 and "Sign in again" in response.text
     link = re.search(r'href="([^"]+)"', response.text)
     assert link and link.group(1).startswith(f"{ISSUER}/portal/login?next=")
+    # The way back after the fresh sign-in is bound to this browser like any other.
+    (next_url,) = parse_qs(urlsplit(html.unescape(link.group(1))).query)["next"]
+    (state,) = parse_qs(urlsplit(next_url).query)["state"]
+    assert set_cookies(response)[STATE_COOKIE].startswith(f"{STATE_COOKIE}={state};")
     fresh = token("vault", user="olga", groups=("ops",), mfa_time=datetime.now(UTC))
     assert get(gateway, "vault.apps.test", "/echo", cookie=fresh).status_code == 200
 
@@ -308,8 +360,8 @@ def test_revoked_sessions_and_disabled_people_are_sent_to_sign_in(
     assert get(gateway, "wiki.apps.test", "/echo", cookie=before_removal).status_code == 302
     new_gone = token("wiki", user="gone", issued_at=datetime.now(UTC) + timedelta(seconds=2))
     assert get(gateway, "wiki.apps.test", "/echo", cookie=new_gone).status_code == 200
-    callback = get(gateway, "wiki.apps.test", f"/.zerogate/callback?token={ended}")
-    assert callback.status_code == 401
+    link = f"/.zerogate/callback?token={ended}&state=S"
+    assert get(gateway, "wiki.apps.test", link, state="S").status_code == 401
     assert len(h.events) == 2
 
 

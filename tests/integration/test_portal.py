@@ -7,6 +7,7 @@ import base64
 import json
 import re
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
@@ -266,3 +267,31 @@ def test_session_mints_audience_bound_tokens_that_verify_across_rotation(control
     )
     header = json.loads(base64.urlsafe_b64decode(fresh.json()["access_token"].split(".")[0] + "=="))
     assert header["kid"] == rotated
+
+
+def test_authorize_hands_the_gateway_s_state_back_through_the_login(control: Control) -> None:
+    """The gateway binds each sign-in round trip to the browser with a `state`; the portal
+    must carry it through its login page and back to the app's callback unchanged."""
+    c, h = control.client, control.admin
+    app = {
+        "name": "wiki",
+        "kind": "http",
+        "hostname": "wiki.apps.test",
+        "target": "http://10.0.0.9",
+    }
+    assert c.post("/api/v1/apps", json=app, headers=h).status_code == 201
+    make_user(control)
+    client = browser(control)
+    ask = {"app": "wiki", "return": "https://wiki.apps.test/page?x=1", "state": "s-TaTe_42"}
+    first = client.get("/portal/authorize", params=ask)
+    assert first.status_code == 303
+    next_url = parse_qs(urlsplit(first.headers["location"]).query)["next"][0]
+    assert parse_qs(urlsplit(next_url).query)["state"] == ["s-TaTe_42"]
+    login(client, next_url=next_url)
+    back = client.get(next_url)
+    assert back.status_code == 303
+    callback = urlsplit(back.headers["location"])
+    assert (callback.hostname, callback.path) == ("wiki.apps.test", "/.zerogate/callback")
+    query = parse_qs(callback.query)
+    assert query["state"] == ["s-TaTe_42"] and query["return"] == ["/page?x=1"]
+    assert client.get("/portal/authorize", params={**ask, "state": "no spaces"}).status_code == 422

@@ -25,10 +25,13 @@ Theory:
 
 from __future__ import annotations
 
+import hmac
 import html
 import ipaddress
 import itertools
+import logging
 import os
+import secrets
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -54,7 +57,10 @@ from zerogate.core.tunnel.allowlist import split_target
 from zerogate.gateway.http import Forward, Outcome, Reply, Request, status_page
 from zerogate.gateway.upstream import Upstream
 
+log = logging.getLogger("zerogate.gateway")
 COOKIE = "__Host-zerogate"
+STATE_COOKIE = "__Host-zerogate-state"  # binds a sign-in round trip to the browser
+_STATE_SPENT = f"{STATE_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0".encode()
 CALLBACK = "/.zerogate/callback"
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 _TOKEN_CACHE_LIMIT = 100_000
@@ -368,37 +374,59 @@ class Enforcer:
     def _to_login(self, request: Request, target: Target) -> Reply:
         if request.head.method not in ("GET", "HEAD"):
             return Reply(401, status_page(401, "Sign in first.").body, (HSTS,))
-        query = urlencode({"app": target.app.name, "return": self._return_url(request)})
-        location = f"{self.portal}/portal/authorize?{query}"
-        return Reply(302, b"", (HSTS, (b"location", location.encode()), _NO_STORE))
+        location, state_cookie = self._authorize(request, target)
+        return Reply(302, b"", (HSTS, (b"location", location), state_cookie, _NO_STORE))
+
+    def _authorize(self, request: Request, target: Target) -> tuple[bytes, tuple[bytes, bytes]]:
+        """The portal's URL that sends this browser back with a token for this app, and the
+        cookie that binds that round trip to this browser: the callback takes a token only
+        with the `state` this cookie holds, so nobody can plant their own sign-in in someone
+        else's browser (login CSRF, RFC 6749 §10.12)."""
+        state = secrets.token_urlsafe(16)
+        query = urlencode(
+            {"app": target.app.name, "return": self._return_url(request), "state": state}
+        )
+        cookie = f"{STATE_COOKIE}={state}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600"
+        return f"{self.portal}/portal/authorize?{query}".encode(), (b"set-cookie", cookie.encode())
 
     def _callback(self, request: Request, target: Target) -> Reply:
         params = dict(parse_qsl(request.head.query, max_num_fields=4))
         token, back = params.get("token", ""), params.get("return", "/")
+        back = _local_target(back)
+        expected = _cookie(request.head.headers, STATE_COOKIE)
+        state = params.get("state", "")
+        if not expected or not hmac.compare_digest(state.encode(), expected.encode()):
+            # Not a round trip this browser started: take no token from it. Going back to
+            # the page starts one of its own if it needs it.
+            log.warning(
+                "sign-in callback for %s without its state cookie: ignored", target.app.name
+            )
+            return Reply(303, b"", (HSTS, (b"location", back.encode()), _NO_STORE))
         claims = self._verify(self.state, token, target.app.name) if token else None
         if claims is None or _revoked(self.state.snapshot, claims):
             return Reply(401, status_page(401, "That sign-in link is not valid.").body, (HSTS,))
-        back = _local_target(back)
         max_age = max(0, int(claims.expires_at.timestamp() - self.clock()))
         cookie = f"{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
         headers = (
             HSTS,
             (b"location", back.encode()),
             (b"set-cookie", cookie.encode()),
+            (b"set-cookie", _STATE_SPENT),
             (b"referrer-policy", b"no-referrer"),
             _NO_STORE,
         )
         return Reply(303, b"", headers)
 
     def _step_up(self, request: Request, target: Target, done: Callable[[Outcome], None]) -> Reply:
-        query = urlencode({"app": target.app.name, "return": self._return_url(request)})
-        again = f"{self.portal}/portal/login?" + urlencode({"next": f"/portal/authorize?{query}"})
+        authorize, state_cookie = self._authorize(request, target)
+        next_url = authorize.decode().removeprefix(self.portal)
+        again = f"{self.portal}/portal/login?" + urlencode({"next": next_url})
         body = (
             "<!doctype html><title>Confirm it is you</title>"
             "<h1>Confirm it is you</h1><p>This application needs a recent second factor.</p>"
             f'<p><a href="{html.escape(again)}">Sign in again</a></p>\n'
         ).encode()
-        return Reply(401, body, (HSTS,), done=done)
+        return Reply(401, body, (HSTS, state_cookie), done=done)
 
     # --- audit ----------------------------------------------------------------------------
 
@@ -501,6 +529,16 @@ def _revoked(snapshot: Snapshot, claims: AccessClaims) -> bool:
         return True
     removed = snapshot.users_removed_at.get(claims.username)
     return removed is not None and claims.issued_at <= removed
+
+
+def _cookie(headers: tuple[tuple[bytes, bytes], ...], name: str) -> str | None:
+    """The value of the first cookie called `name`, if it is ASCII."""
+    for header, value in headers:
+        if header == b"cookie":
+            found, text = _cookie_in(value, name)
+            if found:
+                return text
+    return None
 
 
 def _cookie_in(value: bytes, name: str) -> tuple[bool, str | None]:

@@ -40,6 +40,7 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
         request: Request,
         app: Annotated[str, Query(max_length=64)],
         return_to: Annotated[str, Query(alias="return", max_length=2000)] = "",
+        state: Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = "",
     ) -> Response:
         """A gateway sends a browser here for an app's token; it goes back with one.
 
@@ -57,11 +58,13 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
                 )
             found = current(db, request, config)
             if found is None:
-                here = "/portal/authorize?" + urlencode({"app": app, "return": return_to})
+                here = "/portal/authorize?" + urlencode(
+                    {"app": app, "return": return_to, "state": state}
+                )
                 return RedirectResponse("/portal/login?" + urlencode({"next": here}), 303)
             row, user = found
             token = session_token(db, config, request, row, user, target.name)
-            callback = _callback(target.hostname, return_to, token)
+            callback = _callback(target.hostname, return_to, token, state)
         response = RedirectResponse(callback, 303)
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
@@ -126,7 +129,7 @@ def session_token(
     return issue_access_token(signing_keys.current(db, config.signing_sealer, now), claims)
 
 
-def _callback(hostname: str, return_to: str, token: str) -> str:
+def _callback(hostname: str, return_to: str, token: str, state: str) -> str:
     """The app's callback URL: its host and the port the browser used, never another host."""
     parts = urlsplit(return_to)
     port = ""
@@ -134,5 +137,6 @@ def _callback(hostname: str, return_to: str, token: str) -> str:
         port = f":{parts.port}"
     same_host = parts.scheme == "https" and parts.hostname == hostname.lower()
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "") if same_host else "/"
-    query = urlencode({"token": token, "return": path})
+    # `state` goes back as it came: the gateway matches it with the cookie it set.
+    query = urlencode({"token": token, "return": path, "state": state})
     return f"https://{hostname}{port}/.zerogate/callback?{query}"
