@@ -4,6 +4,7 @@ hints, step-up, and one audit event per decision."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import socket
@@ -16,6 +17,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as websocket_connect
 
 from gatewaykit import GatewayThread, raw, status_of
@@ -27,6 +29,7 @@ from zerogate.core.policy.snapshot import HttpRoute, Snapshot
 from zerogate.core.token_keys import jwks, new_signing_key
 from zerogate.core.tokens import AccessClaims, issue_access_token, new_token_id
 from zerogate.gateway.enforce import COOKIE, STATE_COOKIE, Enforcer, build_state
+from zerogate.gateway.run import Guard, recheck_long_lived
 from zerogate.gateway.spool import decode_line
 
 ISSUER = "https://control.test:8443"
@@ -489,3 +492,71 @@ def test_a_post_that_stands_for_a_denied_method_is_denied(
     if not allowed:
         assert event.details["rule"] == "tickets-never-deleted"
         assert event.details["context"]["method"] == "DELETE"  # type: ignore[index]
+
+
+def websocket(gateway: GatewayThread, cookie: str) -> ClientConnection:
+    sock = socket.create_connection(("127.0.0.1", gateway.port))
+    headers = {"cookie": f"{COOKIE}={cookie}"}
+    return websocket_connect(
+        "ws://wiki.apps.test/ws", sock=sock, additional_headers=headers, open_timeout=5
+    )
+
+
+def test_a_websocket_outlives_its_token_but_not_its_time_window(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    """Decided at the upgrade, then again with every snapshot and every few seconds: the
+    ten-minute token running out does not cut it (an unrelated change in the control plane
+    used to), the policy's time window closing does."""
+    h, gateway = harness
+    now = datetime.now(UTC)
+    window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
+    every_day = "[mon, tue, wed, thu, fri, sat, sun]"
+    policy = parse_policy(
+        "rules:\n"
+        "  - name: eng-wiki-by-day\n"
+        "    who: {groups: [eng]}\n"
+        "    what: {apps: [wiki]}\n"
+        f"    when: {{time: {{weekdays: {every_day}, hours: '{window}', time_zone: UTC}}}}\n"
+    )
+    by_day = replace(h.snapshot, serial=2, policy=policy)
+    gateway.call(lambda: h.enforcer.swap(build_state(by_day, jwks([KEY]))))
+    with websocket(gateway, token("wiki")) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=5) == "hello"
+        h.clock_offset = 20 * 60  # the token has run out, the window is still open
+        unrelated = replace(by_day, serial=3)
+        gateway.call(lambda: h.enforcer.swap(build_state(unrelated, jwks([KEY]))))
+        assert gateway.call(gateway.gateway.recheck_tunnels) == 0
+        ws.send("still here")
+        assert ws.recv(timeout=5) == "still here"
+        h.clock_offset = 3 * 3600  # the window has closed
+        assert gateway.call(gateway.gateway.recheck_tunnels) == 1
+        with pytest.raises(ConnectionClosed):
+            ws.send("and now?")
+            ws.recv(timeout=5)
+
+
+def test_long_lived_connections_are_cut_when_the_snapshot_grows_too_old(upstream: int) -> None:
+    """The gateway's periodic recheck: with no policy fresh enough to decide (fail closed),
+    no WebSocket stays open either."""
+    harness = Harness(upstream)
+    guard = Guard()
+    guard.enforcer = harness.enforcer
+    with GatewayThread(guard, free_port()) as gateway:
+        stop = asyncio.Event()
+        asyncio.run_coroutine_threadsafe(
+            recheck_long_lived(gateway.gateway, guard, stop, seconds=0.05), gateway.loop
+        )
+        try:
+            with websocket(gateway, token("wiki")) as ws:
+                ws.send("hello")
+                assert ws.recv(timeout=5) == "hello"
+                time.sleep(0.3)  # several rechecks: nothing changed, nothing is cut
+                ws.send("still here")
+                assert ws.recv(timeout=5) == "still here"
+                guard.enforcer = None  # what the gateway does when its snapshot is too old
+                with pytest.raises(ConnectionClosed):
+                    ws.recv(timeout=5)
+        finally:
+            gateway.loop.call_soon_threadsafe(stop.set)

@@ -322,7 +322,11 @@ class Enforcer:
         return address
 
     def _recheck(self, token: str, ctx: RequestContext) -> Callable[[], bool]:
-        """Whether a long-lived connection's grant still holds under the state now in force."""
+        """Whether a long-lived connection's grant still holds under the state now in force
+        and at the time now: its app still exists, its token still verifies (as of the
+        upgrade: a WebSocket outlives its ten-minute token, as in the peers), its session,
+        person or removal is not revoked, and the policy still allows it now."""
+        decided_at = ctx.now.timestamp()
 
         def still_allowed() -> bool:
             state = self.state
@@ -336,7 +340,7 @@ class Enforcer:
             )
             if target is None:
                 return False  # the app is gone from the snapshot
-            claims = self._verify(state, token, target.app.name)
+            claims = self._verify(state, token, target.app.name, decided_at)
             if claims is None or _revoked(state.snapshot, claims):
                 return False
             now = datetime.fromtimestamp(self.clock(), UTC)

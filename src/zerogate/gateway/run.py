@@ -49,6 +49,7 @@ log = logging.getLogger("zerogate.gateway")
 LONG_POLL_SECONDS = 25
 CERT_RELOAD_SECONDS = 5.0
 FIRST_SNAPSHOT_SECONDS = 10.0
+RECHECK_SECONDS = 30.0  # long-lived connections are decided again at least this often
 _UNAVAILABLE = status_page(503, "The gateway has no current policy; try again shortly.")
 _UNRECORDED = replace(
     status_page(
@@ -198,6 +199,22 @@ def redirect_to_https(port: int) -> Callable[[Request], Reply]:
     return redirect
 
 
+async def recheck_long_lived(
+    gateway: Gateway, guard: Guard, stop: asyncio.Event, seconds: float = RECHECK_SECONDS
+) -> None:
+    """Long-lived connections (WebSockets, TCP tunnels) answer to the clock, not only to new
+    snapshots: a time window that closes cuts them, and so does a snapshot grown too old
+    (failing closed leaves no policy to hold any of them)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+        if stop.is_set():
+            return
+        cut = gateway.recheck_tunnels(everything=guard.enforcer is None)
+        if cut:
+            log.info("cut %d long-lived connections no longer allowed", cut)
+
+
 async def _reload_certificates(store: CertificateStore, stop: asyncio.Event) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -276,6 +293,7 @@ async def run(settings: GatewaySettings) -> None:
         plain_server = await listen(plain, settings.listen_host, settings.http_port)
     stop = asyncio.Event()
     reloading = loop.create_task(_reload_certificates(certificates, stop))
+    rechecking = loop.create_task(recheck_long_lived(gateway, guard, stop))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     log.info(
@@ -311,6 +329,7 @@ async def run(settings: GatewaySettings) -> None:
     finally:
         stop.set()
         reloading.cancel()
+        rechecking.cancel()
         server.close()
         gateway.close()
         if tunnel_server is not None and tunnels is not None:
