@@ -9,6 +9,7 @@ import html
 import re
 import socket
 import time
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -23,12 +24,14 @@ from websockets.sync.client import connect as websocket_connect
 from gatewaykit import GatewayThread, raw, status_of
 from netkit import free_port
 from zerogate.core.audit import AuditRecord
+from zerogate.core.http.framing import BodyFraming, RequestHead
 from zerogate.core.policy.model import App
 from zerogate.core.policy.parse import parse_policy
 from zerogate.core.policy.snapshot import HttpRoute, Snapshot
 from zerogate.core.token_keys import jwks, new_signing_key
 from zerogate.core.tokens import AccessClaims, issue_access_token, new_token_id
 from zerogate.gateway.enforce import COOKIE, STATE_COOKIE, Enforcer, build_state
+from zerogate.gateway.http import Forward, Request
 from zerogate.gateway.run import Guard, recheck_long_lived
 from zerogate.gateway.spool import decode_line
 
@@ -560,3 +563,24 @@ def test_long_lived_connections_are_cut_when_the_snapshot_grows_too_old(upstream
                     ws.recv(timeout=5)
         finally:
             gateway.loop.call_soon_threadsafe(stop.set)
+
+
+def test_remembered_decisions_stay_within_their_memory_for_long_paths(upstream: int) -> None:
+    """A signed-in person can ask for as many distinct long paths as they like; the decisions
+    the gateway remembers for them must not grow past their budget (40 MB)."""
+    harness = Harness(upstream)
+    cookie = f"{COOKIE}={token('wiki')}".encode()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for n in range(4000):
+            path = f"/p{n}/" + "a" * 8000
+            head = RequestHead(
+                "GET", path, "", "wiki.apps.test", None, BodyFraming.NONE, None, True, False,
+                None, ((b"host", b"wiki.apps.test"), (b"cookie", cookie)),
+            )  # fmt: skip
+            assert isinstance(harness.enforcer.handle(Request(head, path, "127.0.0.1")), Forward)
+        grown = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert grown < 56 << 20, f"{grown >> 20} MB"

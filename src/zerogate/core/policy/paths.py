@@ -46,12 +46,24 @@ def covers(prefix: str, path: str, *, restricts: bool) -> bool:
     return path_matches(lenient_path(prefix) or prefix, lenient)
 
 
-@functools.lru_cache(maxsize=4096)
 def lenient_path(path: str) -> str | None:
     """The path as the most lenient server reads it: escapes decoded and Unicode
     compatibility forms and case folded until nothing changes, backslashes as slashes,
     ";parameters" and trailing dots and spaces cut from segments, dot-segments removed.
     None when decoding and folding still change it after `_ROUNDS` rounds."""
+    # Only short paths are remembered: long ones would let a client fill the memory.
+    return _remembered(path) if len(path) <= _REMEMBERED_LENGTH else _lenient(path)
+
+
+_REMEMBERED_LENGTH = 512
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered(path: str) -> str | None:
+    return _lenient(path)
+
+
+def _lenient(path: str) -> str | None:
     text = path
     for _ in range(_ROUNDS):
         folded = _fold(unquote(text, errors="replace"))
