@@ -12,7 +12,9 @@ Theory:
 2. No valid token for the app (missing, expired, forged, another app's): a browser (GET or
    HEAD) goes to the portal's `/portal/authorize`, which sends it back to
    `/.zerogate/callback` on the app's own hostname with a token for that app; the callback
-   sets it as a host-only cookie and returns to the page. Other methods get 401.
+   sets it as a host-only cookie and returns to the page. A random `state`, in the URL and in
+   a cookie, ties that round trip to the browser that started it: the callback takes no
+   token without it (login CSRF). Other methods get 401.
 3. Every request is decided. Two things are remembered: the token's signature check (by the
    token's text, until its expiry), and a decision that is timeless (no condition that took
    part in it reads the clock, see `CompiledPolicy.decide_once`), by everything its request
