@@ -525,6 +525,9 @@ class Cycle:
     def request_sent(self) -> bool:
         return self.body_done
 
+    def upgrade_requested(self) -> bool:
+        return self.head is not None and _upgrades(self.head)
+
     def upstream_upgraded(self, rest: bytes) -> None:
         self.tunnel = True
         self.conn.start_tunnel(self)
@@ -599,12 +602,30 @@ class ClientConnection(asyncio.Protocol):
         self.unparsed += len(data)
         self.receiving = True
         try:
+            self._parse(data)
+        finally:
+            self.receiving = False
+            if self.held_upstream is not None:
+                upstream, self.held_upstream = self.held_upstream, None
+                self.flush_upstream(upstream)
+        if self.unparsed > _UNPARSED_LIMIT and not self.closing and self.broken is None:
+            self._protocol_error(431, "request header fields too large")
+
+    def _parse(self, data: bytes) -> None:
+        try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             offset = upgrade.args[0] if upgrade.args else len(data)
             cycle = self.cycles[-1] if self.cycles else None
-            if cycle is None or cycle.head is None or not _upgrades(cycle.head):
+            if cycle is None or cycle.head is None or not cycle.body_done:
                 self._protocol_error(400, "unexpected upgrade")
+                return
+            if not _upgrades(cycle.head):
+                # An upgrade the gateway ignored (see `framing`): HTTP/1.1 goes on, read by a
+                # new parser (the old one would pass on everything after it as tunnel bytes).
+                self.parser = httptools.HttpRequestParser(self)
+                if data[offset:] and not self.closing and self.broken is None:
+                    self._parse(data[offset:])
                 return
             self.upgraded = cycle
             if data[offset:]:
@@ -616,13 +637,6 @@ class ClientConnection(asyncio.Protocol):
                 self._protocol_error(cause.status, cause.reason)
             else:
                 self._protocol_error(400, "malformed request")
-        finally:
-            self.receiving = False
-            if self.held_upstream is not None:
-                upstream, self.held_upstream = self.held_upstream, None
-                self.flush_upstream(upstream)
-        if self.unparsed > _UNPARSED_LIMIT and not self.closing and self.broken is None:
-            self._protocol_error(431, "request header fields too large")
 
     def _write_stalled(self) -> None:
         """The client took none of what waits for it for the idle timeout: a reader that
@@ -1135,7 +1149,9 @@ def _upstream_request(
     if head.host:
         out += b"x-forwarded-host: " + head.host.encode() + b"\r\n"
     if head.upgrade is not None:
-        out += b"connection: upgrade\r\nupgrade: " + _header(head.headers, b"upgrade") + b"\r\n"
+        # Only the protocol the gateway passes: "websocket, h2c" offered must not let the
+        # app pick h2c.
+        out += b"connection: upgrade\r\nupgrade: " + head.upgrade.encode() + b"\r\n"
     elif head.framing is BodyFraming.LENGTH:
         out += b"content-length: %d\r\n" % (head.content_length or 0)
     elif head.framing is BodyFraming.CHUNKED:

@@ -80,6 +80,8 @@ class Exchange(Protocol):
 
     def request_sent(self) -> bool: ...  # the whole request (head, body, its end) was written
 
+    def upgrade_requested(self) -> bool: ...  # a WebSocket upgrade or CONNECT: 101 expected
+
     def hold(self) -> None: ...  # gather what the callbacks below write to the client
 
     def flush(self) -> None: ...  # and write it at once
@@ -203,6 +205,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers, self._reason = [], b""
         if 100 <= status < 200 and status != 101:
             return  # interim responses (103 Early Hints…): we asked for none, so drop them
+        if status == 101 and not (self.exchange is not None and self.exchange.upgrade_requested()):
+            # An app that switches protocols unasked would take the client's next bytes
+            # straight, past the gateway's decisions.
+            self._fail("the upstream switched protocols unasked")
+            return
         self._got_head = True
         self._status = status
         self._until_close = _close_delimited(status, headers, self.head_request)

@@ -548,8 +548,13 @@ def test_other_expectations_are_417(value: bytes) -> None:
     [
         ([(b"Connection", b"Upgrade"), (b"Upgrade", b"WebSocket")], "websocket"),
         ([(b"Connection", b"keep-alive, upgrade"), (b"Upgrade", b"websocket")], "websocket"),
-        ([(b"Connection", b"upgrade"), (b"Upgrade", b"h2c, websocket")], "h2c"),
-        ([(b"Connection", b"upgrade"), (b"Upgrade", b"Foo/2, websocket")], "foo/2"),
+        ([(b"Connection", b"upgrade"), (b"Upgrade", b"websocket, h2c")], "websocket"),
+        # Only WebSocket is passed on, and only as the client's first choice; others are
+        # ignored (h2c passed on would let HTTP/2 reach the app past every decision).
+        ([(b"Connection", b"upgrade"), (b"Upgrade", b"h2c")], None),
+        ([(b"Connection", b"upgrade"), (b"Upgrade", b"h2c, websocket")], None),
+        ([(b"Connection", b"upgrade"), (b"Upgrade", b"Foo/2, websocket")], None),
+        ([(b"Connection", b"upgrade"), (b"Upgrade", b"TLS/1.2")], None),
         ([(b"Upgrade", b"websocket")], None),
         ([(b"Connection", b"upgrade")], None),
         ([(b"Connection", b"upgrade"), (b"Upgrade", b"")], None),
@@ -563,6 +568,16 @@ def test_upgrade(headers: list[Header], upgrade: str | None) -> None:
 def test_upgrade_is_ignored_in_http10() -> None:
     headers = [HOST, (b"Connection", b"upgrade"), (b"Upgrade", b"websocket")]
     assert check(headers, version="1.0").upgrade is None
+
+
+@pytest.mark.parametrize("framing", [(b"Content-Length", b"3"), (b"Transfer-Encoding", b"chunked")])
+def test_an_ignored_upgrade_with_a_body_is_400(framing: Header) -> None:
+    """The parser stops at the head of any request offering an upgrade: a body after one the
+    gateway ignores could not be told apart from the next request."""
+    headers = [HOST, (b"Connection", b"upgrade"), (b"Upgrade", b"h2c"), framing]
+    assert refused(headers, method=b"POST").status == 400
+    websocket = [HOST, (b"Connection", b"upgrade"), (b"Upgrade", b"websocket"), framing]
+    assert check(websocket, method=b"POST").upgrade == "websocket"
 
 
 @pytest.mark.parametrize("value", [b"web socket", b"a/b/c", b"/13", b"ws;v=1"])

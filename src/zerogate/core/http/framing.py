@@ -33,6 +33,7 @@ _TARGET = re.compile(rb"[\x21-\x7e]*")
 _ABSOLUTE = re.compile(r"(?P<scheme>https?)://(?P<authority>[^/?]*)(?P<rest>.*)", re.IGNORECASE)
 # DNS-style reg-name or bracketed IPv6; sub-delims, user-info and %-escapes are refused.
 _AUTHORITY = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>[0-9]{1,5}))?")
+PASSED_UPGRADES = frozenset({"websocket"})
 _PROTOCOL = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?")
 _CONTENT_LENGTH = re.compile(rb"[0-9]{1,19}")
 _DEFAULT_PORT = {"http": 80, "https": 443}
@@ -124,7 +125,7 @@ def check_request_head(
         content_length=length,
         keep_alive="close" not in connection and (not http10 or "keep-alive" in connection),
         expect_continue=_expect_continue(gathered.get(b"expect", ()), http10),
-        upgrade=None if http10 or "upgrade" not in connection else _upgrade(gathered),
+        upgrade=_passed_upgrade(gathered, connection, http10, framing),
         headers=cleaned,
     )
 
@@ -333,6 +334,24 @@ def _expect_continue(values: Sequence[bytes], http10: bool) -> bool:
         raise HttpViolation(417, "expectation not supported")
     # An HTTP/1.0 client cannot know 100 Continue: RFC 9110 §10.1.1 says ignore it.
     return bool(values) and not http10
+
+
+def _passed_upgrade(
+    gathered: _Gathered, connection: frozenset[str], http10: bool, framing: BodyFraming
+) -> str | None:
+    """The upgrade the gateway passes on: WebSocket only. Any other it ignores (RFC 9110
+    §7.8 lets a server): `Upgrade: h2c` passed on would let a client speak HTTP/2 straight to
+    an app that accepts it, every later request past the gateway's decisions (h2c smuggling).
+    An ignored upgrade must not carry a body: the parser stops at the head of any request that
+    offers one, so the body could not be told from the next request."""
+    offered = _upgrade(gathered) if "upgrade" in connection else None
+    if offered is None:
+        return None
+    if offered in PASSED_UPGRADES and not http10:
+        return offered
+    if framing is not BodyFraming.NONE:
+        raise HttpViolation(400, "an Upgrade the gateway does not pass on, with a body")
+    return None
 
 
 def _upgrade(gathered: _Gathered) -> str | None:
