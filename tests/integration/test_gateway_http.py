@@ -626,6 +626,20 @@ def test_a_reply_header_with_a_line_break_is_never_sent() -> None:
     assert b"planted" not in response and b"location: /fine\r\n" in response
 
 
+def decided_through(serve: Callable[[socket.socket], None], wire: bytes) -> tuple[bytes, list[str]]:
+    """`wire` through a gateway that forwards every request to a plain-socket app (`serve`):
+    what the client got back, and the paths the gateway decided."""
+    decided: list[str] = []
+    with raw_app(serve) as target:
+
+        def handle(request: Request) -> Forward | Reply:
+            decided.append(request.path)
+            return Forward(target)
+
+        with GatewayThread(handle, free_port()) as gw:
+            return raw(gw.port, wire), decided
+
+
 @pytest.mark.parametrize("protocol", [b"h2c", b"TLS/1.2", b"foo"])
 def test_only_websocket_upgrades_pass_and_others_are_ignored(protocol: bytes) -> None:
     """h2c smuggling: an app that accepts `Upgrade: h2c` would then take HTTP/2 straight from
@@ -633,7 +647,6 @@ def test_only_websocket_upgrades_pass_and_others_are_ignored(protocol: bytes) ->
     passes only WebSocket upgrades; any other Upgrade it ignores (RFC 9110 §7.8): the app gets
     a plain request, and what follows on the connection is HTTP/1.1 the gateway decides."""
     heads: list[bytes] = []
-    decided: list[str] = []
 
     def serve(conn: socket.socket) -> None:
         while data := conn.recv(65536):
@@ -645,19 +658,12 @@ def test_only_websocket_upgrades_pass_and_others_are_ignored(protocol: bytes) ->
                 return
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
-    with raw_app(serve) as target:
-
-        def handle(request: Request) -> Forward | Reply:
-            decided.append(request.path)
-            return Forward(target)
-
-        with GatewayThread(handle, free_port()) as gw:
-            answer = raw(
-                gw.port,
-                b"GET /public HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                b"Upgrade: " + protocol + b"\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
-                b"GET /admin HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
-            )
+    answer, decided = decided_through(
+        serve,
+        b"GET /public HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: " + protocol + b"\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        b"GET /admin HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    )
     assert split_responses(answer) == [(200, b"ok"), (200, b"ok")]
     assert decided == ["/public", "/admin"]  # the second request was decided on its own
     seen = b"".join(heads).lower()
@@ -668,25 +674,17 @@ def test_an_app_that_switches_protocols_unasked_gets_no_tunnel() -> None:
     """A 101 to a request that asked for no upgrade is a 502: relayed, it would make the
     connection a tunnel, and the client's next requests would reach the app undecided."""
     heads: list[bytes] = []
-    decided: list[str] = []
 
     def serve(conn: socket.socket) -> None:
         while data := conn.recv(65536):
             heads.append(data)
             conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n")
 
-    with raw_app(serve) as target:
-
-        def handle(request: Request) -> Forward | Reply:
-            decided.append(request.path)
-            return Forward(target)
-
-        with GatewayThread(handle, free_port()) as gw:
-            answer = raw(
-                gw.port,
-                b"GET /public HTTP/1.1\r\nHost: app.test\r\n\r\n"
-                b"GET /admin HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
-            )
+    answer, decided = decided_through(
+        serve,
+        b"GET /public HTTP/1.1\r\nHost: app.test\r\n\r\n"
+        b"GET /admin HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    )
     # The 502 ends the connection; what the client sent after it reached nobody.
     assert [status for status, _ in split_responses(answer)] == [502]
     assert decided == ["/public"]
