@@ -190,6 +190,12 @@ def test_no_token_goes_to_the_portal_for_this_app(harness: tuple[Harness, Gatewa
     again = parse_qs(urlsplit(get(gateway, "wiki.apps.test", "/").headers["location"]).query)
     assert again["state"] != [state]
     assert get(gateway, "wiki.apps.test", "/", method="POST").status_code == 401
+    # A script's fetch cannot take the round trip: 401, and no state of its own.
+    url = f"http://127.0.0.1:{gateway.port}/api/items"
+    for mode, status in (("cors", 401), ("no-cors", 401), ("navigate", 302)):
+        fetched = httpx.get(url, headers={"host": "wiki.apps.test", "sec-fetch-mode": mode})
+        assert fetched.status_code == status
+        assert (STATE_COOKIE in set_cookies(fetched)) is (status == 302)
 
 
 def test_the_callback_sets_the_cookie_and_returns_only_to_a_local_path(

@@ -384,7 +384,10 @@ class Enforcer:
         return f"https://{head.host}{port}{request.path}{query}"
 
     def _to_login(self, request: Request, target: Target) -> Reply:
-        if request.head.method not in ("GET", "HEAD"):
+        head = request.head
+        if head.method not in ("GET", "HEAD") or not _navigation(head.headers):
+            # Only a page the person opens can take the sign-in round trip; a script's fetch
+            # cannot follow it (it would also replace the state of a sign-in under way).
             return Reply(401, status_page(401, "Sign in first.").body, (HSTS,))
         location, state_cookie = self._authorize(request, target)
         return Reply(302, b"", (HSTS, (b"location", location), state_cookie, _NO_STORE))
@@ -541,6 +544,15 @@ def _revoked(snapshot: Snapshot, claims: AccessClaims) -> bool:
         return True
     removed = snapshot.users_removed_at.get(claims.username)
     return removed is not None and claims.issued_at <= removed
+
+
+def _navigation(headers: tuple[tuple[bytes, bytes], ...]) -> bool:
+    """Whether a browser opens this as a page (Fetch Metadata: `Sec-Fetch-Mode: navigate`).
+    A client that sends no fetch metadata (curl, an older browser) counts as one."""
+    for header, value in headers:
+        if header == b"sec-fetch-mode":
+            return value == b"navigate"
+    return True
 
 
 def _cookie(headers: tuple[tuple[bytes, bytes], ...], name: str) -> str | None:
