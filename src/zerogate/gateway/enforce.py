@@ -122,6 +122,8 @@ class State:
     targets: Mapping[str, Target]  # by lower-case hostname
     verifier: TokenVerifier
     tcp_targets: Mapping[str, Target] = field(default_factory=dict)  # CONNECT, by hostname
+    # Every target by its app's name: long-lived connections are rechecked by app, often.
+    by_app: Mapping[str, Target] = field(default_factory=dict)
 
 
 def build_state(
@@ -148,6 +150,7 @@ def build_state(
         targets,
         TokenVerifier(jwks, issuer=snapshot.issuer),
         tcp_targets,
+        {t.app.name: t for t in (*targets.values(), *tcp_targets.values())},
     )
 
 
@@ -338,14 +341,7 @@ class Enforcer:
 
         def still_allowed() -> bool:
             state = self.state
-            target = next(
-                (
-                    t
-                    for t in (*state.targets.values(), *state.tcp_targets.values())
-                    if t.app.name == ctx.app.name
-                ),
-                None,
-            )
+            target = state.by_app.get(ctx.app.name)
             if target is None:
                 return False  # the app is gone from the snapshot
             claims = self._verify(state, token, target.app.name, decided_at)
