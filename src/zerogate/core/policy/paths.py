@@ -88,7 +88,14 @@ def _lenient(path: str) -> str | None:
     return "/" + "/".join(kept) + ("/" if trailing else "")
 
 
+# Case folding leaves two letters that simple case mappings (.NET's OrdinalIgnoreCase, Java's
+# equalsIgnoreCase) still match with an ASCII one: dotless i upper-cases to "I", dotted
+# capital I lower-cases to "i".
+_DOTTED_I = str.maketrans({"\u0131": "i", "\u0307": None})
+
+
 def _fold(text: str) -> str:
     # NFKC first so that compatibility forms fold like the letters they stand for, and
     # again after casefold, which can leave a string that is not in NFKC.
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return folded.translate(_DOTTED_I) if not folded.isascii() else folded
