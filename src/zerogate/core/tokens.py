@@ -210,14 +210,13 @@ def _payload(claims: AccessClaims) -> dict[str, object]:
     }
     if claims.mfa_time is not None:
         payload["zg_mfa_time"] = _numeric_date(claims.mfa_time)
-    if claims.device_id is not None:
-        payload["zg_device"] = claims.device_id
-    if claims.department is not None:
-        payload["zg_dept"] = claims.department
-    if claims.office is not None:
-        payload["zg_office"] = claims.office
-    if claims.identity_provider is not None:
-        payload["zg_idp"] = claims.identity_provider
+    optional = {
+        "zg_device": claims.device_id,
+        "zg_dept": claims.department,
+        "zg_office": claims.office,
+        "zg_idp": claims.identity_provider,
+    }
+    payload.update((name, value) for name, value in optional.items() if value is not None)
     if claims.cnf_x5t_s256 is not None:
         payload["cnf"] = {"x5t#S256": claims.cnf_x5t_s256}
     return payload
@@ -365,10 +364,6 @@ def _access_claims(
     if kind not in _KINDS:
         raise _missing("zg_kind")
     mfa_time = _date(_seconds(claims, "zg_mfa_time")) if "zg_mfa_time" in claims else None
-    device_id = _text(claims, "zg_device") if "zg_device" in claims else None
-    department = _text(claims, "zg_dept") if "zg_dept" in claims else None
-    office = _text(claims, "zg_office") if "zg_office" in claims else None
-    identity_provider = _text(claims, "zg_idp") if "zg_idp" in claims else None
     return AccessClaims(
         issuer=issuer,
         subject=_text(claims, "sub"),
@@ -384,10 +379,10 @@ def _access_claims(
         expires_at=_date(expires_at),
         token_id=_text(claims, "jti"),
         cnf_x5t_s256=bound_to,
-        device_id=device_id,
-        department=department,
-        office=office,
-        identity_provider=identity_provider,
+        device_id=_optional_text(claims, "zg_device"),
+        department=_optional_text(claims, "zg_dept"),
+        office=_optional_text(claims, "zg_office"),
+        identity_provider=_optional_text(claims, "zg_idp"),
     )
 
 
@@ -456,6 +451,11 @@ def _text(claims: Mapping[str, object], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise _missing(name)
     return value
+
+
+def _optional_text(claims: Mapping[str, object], name: str) -> str | None:
+    """A claim a token may leave out; if it is there, a non-empty string."""
+    return _text(claims, name) if name in claims else None
 
 
 def _texts(claims: Mapping[str, object], name: str) -> tuple[str, ...]:

@@ -385,11 +385,12 @@ class Enforcer:
             # Only a page the person opens can take the sign-in round trip; a script's fetch
             # cannot follow it (it would also replace the state of a sign-in under way).
             return Reply(401, status_page(401, "Sign in first.").body, (HSTS,))
-        location, state_cookie = self._authorize(request, target)
+        authorize, state_cookie = self._authorize(request, target)
+        location = f"{self.portal}{authorize}".encode()
         return Reply(302, b"", (HSTS, (b"location", location), state_cookie, _NO_STORE))
 
-    def _authorize(self, request: Request, target: Target) -> tuple[bytes, tuple[bytes, bytes]]:
-        """The portal's URL that sends this browser back with a token for this app, and the
+    def _authorize(self, request: Request, target: Target) -> tuple[str, tuple[bytes, bytes]]:
+        """The portal's path that sends this browser back with a token for this app, and the
         cookie that binds that round trip to this browser: the callback takes a token only
         with the `state` this cookie holds, so nobody can plant their own sign-in in someone
         else's browser (login CSRF, RFC 6749 §10.12)."""
@@ -398,7 +399,7 @@ class Enforcer:
             {"app": target.app.name, "return": self._return_url(request), "state": state}
         )
         cookie = f"{STATE_COOKIE}={state}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600"
-        return f"{self.portal}/portal/authorize?{query}".encode(), (b"set-cookie", cookie.encode())
+        return f"/portal/authorize?{query}", (b"set-cookie", cookie.encode())
 
     def _callback(self, request: Request, target: Target) -> Reply:
         params = dict(parse_qsl(request.head.query, max_num_fields=4))
@@ -430,8 +431,7 @@ class Enforcer:
 
     def _step_up(self, request: Request, target: Target, done: Callable[[Outcome], None]) -> Reply:
         authorize, state_cookie = self._authorize(request, target)
-        next_url = authorize.decode().removeprefix(self.portal)
-        again = f"{self.portal}/portal/login?" + urlencode({"next": next_url})
+        again = f"{self.portal}/portal/login?" + urlencode({"next": authorize})
         body = (
             "<!doctype html><title>Confirm it is you</title>"
             "<h1>Confirm it is you</h1><p>This application needs a recent second factor.</p>"
