@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pathkit import normalised_or_none, plain_paths, segments
 from zerogate.core.http.paths import PathError, normalise_path
 
 PROPERTIES = settings(max_examples=300, deadline=None)
@@ -141,19 +142,6 @@ _PIECES = st.one_of(
     st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=4),
 )
 raw_paths = st.lists(_PIECES, max_size=20).map(lambda pieces: "/" + "".join(pieces))
-_SEGMENT = st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=8)
-plain_paths = st.builds(
-    lambda segments, slash: "/" + "/".join(segments) + ("/" if slash and segments else ""),
-    st.lists(_SEGMENT, max_size=6),
-    st.booleans(),
-)
-
-
-def normalised_or_none(raw: str) -> str | None:
-    try:
-        return normalise_path(raw)
-    except PathError:
-        return None
 
 
 @PROPERTIES
@@ -196,7 +184,7 @@ def test_plain_paths_come_back_unchanged(path: str) -> None:
 
 
 @PROPERTIES
-@given(plain_paths, st.lists(_SEGMENT, min_size=1, max_size=4))
+@given(plain_paths, st.lists(segments, min_size=1, max_size=4))
 def test_dot_dot_undoes_a_segment(base: str, extra: list[str]) -> None:
     # "/base/x/y/../.." names "/base/" whatever encoding the dots use.
     root = base.rstrip("/")
