@@ -1,7 +1,8 @@
 """A test upstream (an application behind the gateway), served by uvicorn in its own process.
 
 Routes: /echo (what arrived: method, path, query, headers, body size and hash), /fixed and
-/stream (N bytes with and without Content-Length), /slow (answers after S seconds), /seen
+/stream (N bytes with and without Content-Length), /slow (answers after S seconds), /stall
+(half of its answer, then S seconds of silence), /drip (P pieces, one every S seconds), /seen
 (every request path this process received, to prove a smuggled request never arrived), /ws
 (WebSocket echo). Written as a bare ASGI app so nothing between the socket and the test's
 assertions rewrites what the gateway sent.
@@ -45,6 +46,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/slow":
         await asyncio.sleep(float(query.get("seconds", "1")))
         await _json(send, {"slept": True})
+    elif path == "/stall":
+        await _stall(send, int(query.get("size", "1000")), float(query.get("seconds", "30")))
+    elif path == "/drip":
+        await _drip(send, int(query.get("pieces", "5")), float(query.get("every", "0.5")))
     elif path == "/seen":
         await _json(send, {"seen": SEEN})
     else:
@@ -93,6 +98,22 @@ async def _bytes(send: Send, size: int, *, fixed: bool) -> None:
         await send({"type": "http.response.body", "body": part, "more_body": left > 0})
     if size == 0:
         await send({"type": "http.response.body", "body": b""})
+
+
+async def _stall(send: Send, size: int, seconds: float) -> None:
+    headers = [(b"content-length", b"%d" % (2 * size))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"a" * size, "more_body": True})
+    await asyncio.sleep(seconds)
+    await send({"type": "http.response.body", "body": b"b" * size})
+
+
+async def _drip(send: Send, pieces: int, every: float) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})  # chunked
+    for n in range(pieces):
+        await asyncio.sleep(every)
+        await send({"type": "http.response.body", "body": b"%d;" % n, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _websocket_echo(receive: Receive, send: Send) -> None:

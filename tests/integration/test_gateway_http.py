@@ -186,6 +186,70 @@ def test_an_upload_slower_than_the_response_timeout_is_not_cut(upstream: int) ->
     assert body_of(response)["body_size"] == 40
 
 
+def test_an_app_that_stops_midway_through_its_answer_is_cut(upstream: int) -> None:
+    """An app that sent its head and half its body, then nothing: the client's connection is
+    cut after the response timeout (no status can be sent any more, so the cut is what tells
+    it the answer is incomplete), and the decision's event says what happened. Without this,
+    the client, its connection and the app's connection wait for ever."""
+    outcomes: list[Outcome] = []
+    target = Upstream("127.0.0.1", upstream)
+
+    def handle(request: Request) -> Forward | Reply:
+        return Forward(target, done=outcomes.append)
+
+    with (
+        GatewayThread(handle, free_port(), Options(response_timeout=1)) as gateway,
+        socket.create_connection(("127.0.0.1", gateway.port), timeout=15) as sock,
+    ):
+        sock.sendall(b"GET /stall?size=1000&seconds=5 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        response = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):  # a socket timeout here: never cut
+                response += chunk
+        recorded = gateway.call(lambda: list(outcomes))
+    head, body = response.split(b"\r\n\r\n", 1)
+    assert status_of(response) == 200 and b"content-length: 2000" in head.lower()
+    assert body == b"a" * 1000  # the half that came, and the connection's end
+    assert isinstance(recorded, list) and len(recorded) == 1
+    (outcome,) = recorded
+    assert (outcome.status, outcome.bytes_out) == (200, 1000)
+    assert outcome.error == "the application stopped sending its answer"
+
+
+def test_an_answer_that_keeps_coming_slowly_is_not_cut(upstream: int) -> None:
+    """Only silence counts: an answer that takes longer than the response timeout in all,
+    a piece at a time, arrives whole."""
+    with GatewayThread(handler_for(upstream), free_port(), Options(response_timeout=1)) as gw:
+        response = raw(
+            gw.port,
+            b"GET /drip?pieces=6&every=0.4 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+            wait=15,
+        )
+    assert status_of(response) == 200
+    assert response.split(b"\r\n\r\n", 1)[1] == b"0;1;2;3;4;5;"  # its end: the close
+
+
+def test_a_client_that_reads_slowly_is_not_cut_for_its_app_s_silence(upstream: int) -> None:
+    """While the client does not read, its answer backs up and the app is not read either:
+    that silence is the client's (its own stall timer, the idle timeout, governs it), so a
+    client that pauses for longer than the response timeout still gets its whole answer."""
+    size = 32 * 1024 * 1024  # more than the sockets between here and the app can hold
+    with GatewayThread(handler_for(upstream), free_port(), Options(response_timeout=1)) as gw:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.settimeout(15)
+        with sock:
+            sock.connect(("127.0.0.1", gw.port))
+            sock.sendall(
+                b"GET /fixed?size=%d HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n" % size
+            )
+            time.sleep(3)  # three response timeouts without reading
+            received = 0
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+    assert received > size  # the head and every byte of the body
+
+
 def test_an_upload_that_stops_gets_408_not_504(upstream: int) -> None:
     """A body that stops arriving is the client's delay, not the app's."""
     with GatewayThread(handler_for(upstream), free_port(), Options(response_timeout=1)) as gw:

@@ -16,7 +16,8 @@ Theory of operation:
 - An error before the response head was sent gets a status page; after it, the only honest
   signal left is to cut the connection.
 - Timers: the head must arrive within `header_timeout` (slowloris), a kept-alive connection
-  may idle `idle_timeout`, the upstream must start answering within `response_timeout`.
+  may idle `idle_timeout`, the upstream must start answering within `response_timeout` and
+  then never fall silent for longer (unless the client is the one not reading).
 - Writes are gathered per event-loop callback (`hold`/`flush`): what one read of the
   upstream produces (head, body, chunk terminator) reaches the client in one write, and a
   request's head with the body read along with it reaches the upstream in one write.
@@ -421,16 +422,31 @@ class Cycle:
         self.timer = loop.call_at(self.deadline, self._response_timeout)
 
     def _response_timeout(self) -> None:
-        # One timer per exchange; each piece of the body sent moves only `deadline`.
+        # One timer per exchange; each piece of the body sent or received moves only
+        # `deadline`.
         self.timer = None
-        if self.head_sent or self.upstream is None:
+        if self.upstream is None or self.finished:
             return
         loop = self.conn.gateway.loop
+        if self.head_sent and self.conn.write_paused:
+            # The app waits for the client to read (its answer backs up here): that silence
+            # is the client's, and the client's own stall timer governs it.
+            self.deadline = loop.time() + self.conn.gateway.options.response_timeout
         if loop.time() < self.deadline:
             self.timer = loop.call_at(self.deadline, self._response_timeout)
             return
         upstream, self.upstream = self.upstream, None
         upstream.abort()
+        if self.head_sent:
+            # Nothing more can be said to the client: cutting its connection is how it learns
+            # that the answer is incomplete (as nginx's proxy_read_timeout does).
+            log.info(
+                "cut an answer its app stopped sending for %.0f s",
+                self.conn.gateway.options.response_timeout,
+            )
+            self.keep_alive = False
+            self.conn.finish(self, error="the application stopped sending its answer", cut=True)
+            return
         if self.body_done or self.conn.paused_for("upstream"):
             self.conn.answer_error(self, 504, "the application did not answer in time")
         else:  # the client stopped sending its body: it is the one that is late
@@ -447,9 +463,6 @@ class Cycle:
     def response_head(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
     ) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         assert self.head is not None
         self.status = status
         length = None
@@ -486,12 +499,24 @@ class Cycle:
                 out += b"connection: close\r\n"
         out += b"\r\n"
         self.head_sent = True
-        if no_body or self.length_out == 0:
-            self.conn.report(self)  # these bytes are the whole answer
+        if no_body or self.length_out == 0 or status == 101:
+            if self.timer is not None:  # a tunnel may stay silent; other answers end here
+                self.timer.cancel()
+                self.timer = None
+            if status != 101:
+                self.conn.report(self)  # these bytes are the whole answer
+        else:  # the body must keep coming: `response_timeout` is now for its silences
+            self.deadline = (
+                self.conn.gateway.loop.time() + self.conn.gateway.options.response_timeout
+            )
         self.conn.write(bytes(out))
 
     def response_body(self, chunk: bytes) -> None:
         self.bytes_out += len(chunk)
+        if self.timer is not None:
+            self.deadline = (
+                self.conn.gateway.loop.time() + self.conn.gateway.options.response_timeout
+            )
         if self.chunked_out:
             self.conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
             return
@@ -665,6 +690,11 @@ class ClientConnection(asyncio.Protocol):
             cycle.abandon()
             self.report(cycle, "the client went away")
         self.cycles.clear()
+
+    @property
+    def write_paused(self) -> bool:
+        """The client's socket takes no more for now (it reads slower than its answer comes)."""
+        return self._write_paused
 
     def pause_writing(self) -> None:
         self._write_paused = True
