@@ -147,6 +147,7 @@ def token(
         department=kw.get("department"),  # type: ignore[arg-type]
         office=kw.get("office"),  # type: ignore[arg-type]
         identity_provider=kw.get("idp"),  # type: ignore[arg-type]
+        session_expires_at=kw.get("session_ends"),  # type: ignore[arg-type]
     )
     return issue_access_token(KEY, claims)
 
@@ -540,6 +541,25 @@ def test_a_websocket_outlives_its_token_but_not_its_time_window(
         ws.send("still here")
         assert ws.recv(timeout=5) == "still here"
         h.clock_offset = 3 * 3600  # the window has closed
+        assert gateway.call(gateway.gateway.recheck_tunnels) == 1
+        with pytest.raises(ConnectionClosed):
+            ws.send("and now?")
+            ws.recv(timeout=5)
+
+
+def test_a_websocket_ends_with_its_session(harness: tuple[Harness, GatewayThread]) -> None:
+    """A session that reaches its end (12 hours after sign-in, by default) is not listed as
+    revoked anywhere; the token names when it ends, and the recheck cuts the WebSocket then."""
+    h, gateway = harness
+    ends = datetime.now(UTC) + timedelta(hours=1)
+    with websocket(gateway, token("wiki", session_ends=ends)) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=5) == "hello"
+        h.clock_offset = 50 * 60  # the token has run out, the session has not
+        assert gateway.call(gateway.gateway.recheck_tunnels) == 0
+        ws.send("still here")
+        assert ws.recv(timeout=5) == "still here"
+        h.clock_offset = 61 * 60
         assert gateway.call(gateway.gateway.recheck_tunnels) == 1
         with pytest.raises(ConnectionClosed):
             ws.send("and now?")

@@ -10,12 +10,13 @@ import json
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from conftest import Control  # type: ignore[import-not-found]
 from portalkit import browser, csrf_of, events, login, make_user
 from zerogate.core.tokens import AccessClaims, issue_access_token, new_signing_key, new_token_id
 from zerogate.store import signing_keys
-from zerogate.store.models import utcnow
+from zerogate.store.models import Session, utcnow
 
 
 def _b64(data: bytes) -> str:
@@ -80,6 +81,28 @@ def test_a_token_carries_the_department_office_and_provider_rules_can_name(
     assert claims["zg_idp"] == "local"  # signed in with a password, not through an IdP
     unplaced = _payload(_mint(_signed_in(control, "uma", [])))
     assert "zg_dept" not in unplaced and "zg_office" not in unplaced
+
+
+def test_a_token_never_outlives_its_session_and_says_when_it_ends(control: Control) -> None:
+    """A token minted five minutes before its session ends expires then, not ten minutes
+    later; and it names the session's end (`zg_sexp`), which a gateway needs to cut a
+    WebSocket opened with it."""
+    client = _signed_in(control, "sam", [])
+    fresh = _payload(_mint(client))
+    with control.db.transaction() as db:
+        row = db.scalars(select(Session).where(Session.handle == fresh["zg_sid"])).one()
+        session_ends = row.expires_at
+        assert fresh["zg_sexp"] == int(session_ends.timestamp())
+        assert fresh["exp"] == fresh["iat"] + 600  # a whole token life is left
+        row.expires_at = utcnow() + timedelta(minutes=5)
+        ends = int(row.expires_at.timestamp())
+    response = client.post(
+        "/portal/token",
+        data={"audience": "zerogate-control", "csrf": csrf_of(client, "/portal/account")},
+    )
+    late = _payload(str(response.json()["access_token"]))
+    assert late["exp"] == late["zg_sexp"] == ends
+    assert 290 <= response.json()["expires_in"] <= 300
 
 
 def _payload(token: str) -> dict[str, object]:

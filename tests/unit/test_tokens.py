@@ -128,6 +128,7 @@ def signed_payload(**changes: object) -> str:
         {"principal_kind": "service", "subject": "service:ci", "username": "ci", "device_id": None},
         {"audience": "zerogate-control"},
         {"department": "finance", "office": "paris", "identity_provider": "okta"},
+        {"session_expires_at": NOW + timedelta(hours=12)},
     ],
 )
 def test_every_claim_round_trips(changes: dict[str, object]) -> None:
@@ -142,17 +143,25 @@ def test_every_claim_round_trips(changes: dict[str, object]) -> None:
 
 def test_wire_names_are_standard_jwt_claims_plus_zg_prefix() -> None:
     token = issue_access_token(
-        KEY, claims(cnf_x5t_s256=LAPTOP, department="hr", office="oslo", identity_provider="local")
+        KEY,
+        claims(
+            cnf_x5t_s256=LAPTOP,
+            department="hr",
+            office="oslo",
+            identity_provider="local",
+            session_expires_at=NOW + timedelta(hours=1),
+        ),
     )
     payload = payload_of(token)
     assert set(payload) == {
         "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "auth_time", "amr", "cnf",
         "zg_sid", "zg_kind", "zg_user", "zg_groups", "zg_mfa_time", "zg_device",
-        "zg_dept", "zg_office", "zg_idp",
+        "zg_dept", "zg_office", "zg_idp", "zg_sexp",
     }  # fmt: skip
     assert payload["cnf"] == {"x5t#S256": LAPTOP}
     assert payload["exp"] == int((NOW + timedelta(minutes=10)).timestamp())
-    assert all(type(payload[name]) is int for name in ("exp", "iat", "nbf", "auth_time"))
+    assert payload["zg_sexp"] == int((NOW + timedelta(hours=1)).timestamp())
+    assert all(type(payload[name]) is int for name in ("exp", "iat", "nbf", "auth_time", "zg_sexp"))
     header_part = token.split(".")[0]
     header = json.loads(base64.urlsafe_b64decode(header_part + "=" * (-len(header_part) % 4)))
     assert header == {"alg": "ES256", "kid": KEY.kid, "typ": "at+jwt"}
@@ -460,6 +469,8 @@ def test_every_required_claim_must_be_present(name: str) -> None:
         {"zg_dept": ["finance"]},
         {"zg_office": ""},
         {"zg_idp": 1},
+        {"zg_sexp": "tomorrow"},
+        {"zg_sexp": -5},
         {"jti": 12},
     ],
 )

@@ -154,6 +154,9 @@ class AccessClaims:
     department: str | None = None  # zg_dept
     office: str | None = None  # zg_office
     identity_provider: str | None = None  # zg_idp: how the session signed in ("local", an IdP)
+    # zg_sexp: when the session ends at the latest. A token never outlives it, but a
+    # long-lived connection opened with it does unless it is cut then (see the gateway).
+    session_expires_at: datetime | None = None
 
 
 # --- issuing ---------------------------------------------------------------------------------
@@ -210,6 +213,8 @@ def _payload(claims: AccessClaims) -> dict[str, object]:
     }
     if claims.mfa_time is not None:
         payload["zg_mfa_time"] = _numeric_date(claims.mfa_time)
+    if claims.session_expires_at is not None:
+        payload["zg_sexp"] = _numeric_date(claims.session_expires_at)
     optional = {
         "zg_device": claims.device_id,
         "zg_dept": claims.department,
@@ -364,6 +369,7 @@ def _access_claims(
     if kind not in _KINDS:
         raise _missing("zg_kind")
     mfa_time = _date(_seconds(claims, "zg_mfa_time")) if "zg_mfa_time" in claims else None
+    ends = _date(_seconds(claims, "zg_sexp")) if "zg_sexp" in claims else None
     return AccessClaims(
         issuer=issuer,
         subject=_text(claims, "sub"),
@@ -383,6 +389,7 @@ def _access_claims(
         department=_optional_text(claims, "zg_dept"),
         office=_optional_text(claims, "zg_office"),
         identity_provider=_optional_text(claims, "zg_idp"),
+        session_expires_at=ends,
     )
 
 

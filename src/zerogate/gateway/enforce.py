@@ -335,8 +335,9 @@ class Enforcer:
     def _recheck(self, token: str, ctx: RequestContext) -> Callable[[], bool]:
         """Whether a long-lived connection's grant still holds under the state now in force
         and at the time now: its app still exists, its token still verifies (as of the
-        upgrade: a WebSocket outlives its ten-minute token, as in the peers), its session,
-        person or removal is not revoked, and the policy still allows it now."""
+        upgrade: a WebSocket outlives its ten-minute token, as in the peers), its session has
+        not reached its end (`zg_sexp`) and neither it, its person nor a removal is revoked,
+        and the policy still allows it now."""
         decided_at = ctx.now.timestamp()
 
         def still_allowed() -> bool:
@@ -348,6 +349,8 @@ class Enforcer:
             if claims is None or _revoked(state.snapshot, claims):
                 return False
             now = datetime.fromtimestamp(self.clock(), UTC)
+            if claims.session_expires_at is not None and now >= claims.session_expires_at:
+                return False
             again = replace(ctx, app=target.app, now=now)
             return state.compiled.decide(again).effect is Effect.ALLOW
 

@@ -7,6 +7,7 @@ audience-bound, short-lived token, so a token stolen from one app is useless at 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
@@ -89,7 +90,8 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
                 return JSONResponse({"error": "unknown_audience"}, status_code=400)
             row, user = found
             token = session_token(db, config, request, row, user, audience)
-        expires = int(signing_keys.ACCESS_TOKEN_LIFETIME.total_seconds())
+            left = row.expires_at - utcnow()  # a token does not outlive its session
+        expires = max(1, int(min(signing_keys.ACCESS_TOKEN_LIFETIME, left).total_seconds()))
         return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": expires})
 
     return api
@@ -105,8 +107,14 @@ def session_token(
     *,
     cnf_x5t_s256: str | None = None,
 ) -> str:
-    """An access token for one audience from a live session (bound to a certificate if given)."""
+    """An access token for one audience from a live session (bound to a certificate if given).
+
+    It expires with the session at the latest (a second later if the session ends sooner: a
+    token's life is whole seconds), and names when the session ends, so that a gateway can
+    cut a WebSocket opened with it then."""
     now = utcnow()
+    expires_at = min(now + signing_keys.ACCESS_TOKEN_LIFETIME, row.expires_at)
+    expires_at = max(expires_at, now + timedelta(seconds=1))
     claims = AccessClaims(
         issuer=issuer_of(request),
         subject=f"user:{user.username}",
@@ -122,9 +130,10 @@ def session_token(
         mfa_time=row.mfa_time,
         amr=tuple(row.amr),
         issued_at=now,
-        expires_at=now + signing_keys.ACCESS_TOKEN_LIFETIME,
+        expires_at=expires_at,
         token_id=new_token_id(),
         cnf_x5t_s256=cnf_x5t_s256,
+        session_expires_at=row.expires_at,
     )
     return issue_access_token(signing_keys.current(db, config.signing_sealer, now), claims)
 
