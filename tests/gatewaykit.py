@@ -62,6 +62,20 @@ def publish_app(up: Running, name: str, hostname: str, target: str, policy: Path
     assert pushed.returncode == 0, pushed.stderr
 
 
+_GATEWAY_TOKENS: dict[tuple[Path, str], str] = {}
+
+
+def gateway_token(up: Running, name: str) -> str:
+    """A token for one more gateway of `up`, bound to its `--name` (made once per name)."""
+    key = (up.data_dir, name)
+    if key not in _GATEWAY_TOKENS:
+        assert up.token is not None
+        made = admin(up, up.token, "token", "create", name, "--scope", "gateway", "--gateway", name)
+        assert made.returncode == 0, made.stderr
+        _GATEWAY_TOKENS[key] = made.stdout.strip()
+    return _GATEWAY_TOKENS[key]
+
+
 def start_upstream(port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [

@@ -59,10 +59,11 @@ def _nested(depth: int) -> object:
     return value
 
 
-def _gateway_token(control: Control) -> dict[str, str]:
-    response = control.client.post(
-        "/api/v1/tokens", json={"name": "gw", "scope": "gateway"}, headers=control.admin
-    )
+def _gateway_token(control: Control, bound: str | None = None) -> dict[str, str]:
+    asked: dict[str, object] = {"name": "gw", "scope": "gateway"}
+    if bound is not None:
+        asked["gateway"] = bound
+    response = control.client.post("/api/v1/tokens", json=asked, headers=control.admin)
     assert response.status_code == 201, response.text
     return bearer(response.json()["token"])
 
@@ -346,3 +347,110 @@ def test_a_gateway_reports_its_spool_with_its_events(
     assert [s["accepting"] for s in _spools(control)] == [True]
     assert len(_stored(control)) == 3
     assert _intact(control)
+
+
+def _named(user: str, n: int, gateway: str) -> AuditRecord:
+    record = _decision(user, n)
+    return replace(record, details={**record.details, "gateway": gateway})
+
+
+def test_a_bound_gateway_token_speaks_only_for_its_gateway(control: Control) -> None:
+    """A token bound to gateway `gw` ships events of `gw` and of its workers (`gw-0`,
+    `gw-1`), in either form. A batch with one event naming another gateway (or none), or a
+    spool report for another, is refused whole (403, with what to do), audited, and stores
+    nothing: the gateway keeps those events in its spool and retries."""
+    bound = _gateway_token(control, "gw")
+    ours = [_named("alice", 1, "gw"), _named("alice", 2, "gw-0"), _named("bob", 3, "gw-12")]
+    as_lines = {**bound, "content-type": LINES_MEDIA_TYPE}
+    sent = control.client.post(
+        URL, content=b"\n".join(canonical(r) for r in ours[:2]), headers=as_lines
+    )
+    assert sent.json() == {"accepted": 2, "stored": 2}
+    enveloped = {"events": [to_json(ours[2])]}
+    assert control.client.post(URL, json=enveloped, headers=bound).json()["stored"] == 1
+
+    for other in ("gw-east", "edge", "gw-", "gw-1x", "xgw"):
+        stray = _named("mallory", 9, other)
+        for body, headers in (
+            (b"\n".join([canonical(ours[0]), canonical(stray)]), as_lines),
+            (json.dumps({"events": [to_json(stray)]}).encode(), bound),
+        ):
+            response = control.client.post(URL, content=body, headers=headers)
+            assert response.status_code == 403, (other, response.text)
+            assert "speaks for gateway 'gw'" in response.text and repr(other) in response.text
+    unnamed = _decision("mallory", 10)
+    unnamed = replace(unnamed, details={k: v for k, v in unnamed.details.items() if k != "gateway"})
+    assert control.client.post(URL, content=canonical(unnamed), headers=as_lines).status_code == 403
+    report = _report(gateway="edge", worker=0)
+    refused = control.client.post(URL, json=enveloped, headers={**bound, **report})
+    assert refused.status_code == 403 and "'edge'" in refused.text
+    assert _spools(control) == []  # the report was not taken either
+
+    assert sorted(str(e["event_id"]) for e in _stored(control)) == sorted(r.event_id for r in ours)
+    audited = control.client.get(
+        "/api/v1/audit/events", params={"action": "gateway.misnamed"}, headers=control.auditor
+    ).json()
+    assert len(audited) == 12 and {e["target"] for e in audited} == {"gateway/gw"}
+    assert {e["details"]["named"] for e in audited} >= {"gw-east", "edge", "no gateway"}
+    assert all(str(e["actor"]).startswith("token:gw:") for e in audited)
+    # An unbound token (made before tokens were bound) may still name any gateway.
+    unbound = _gateway_token(control)
+    stray = {"events": [to_json(_named("carol", 11, "edge"))]}
+    assert control.client.post(URL, json=stray, headers=unbound).json()["stored"] == 1
+    assert _intact(control)
+
+
+@pytest.mark.parametrize("scope", ["admin", "auditor", "scim"])
+def test_only_a_gateway_token_is_bound_to_a_gateway(control: Control, scope: str) -> None:
+    response = control.client.post(
+        "/api/v1/tokens",
+        json={"name": "odd", "scope": scope, "gateway": "gw"},
+        headers=control.admin,
+    )
+    assert response.status_code == 422
+    assert "only a token with the gateway scope" in response.text
+    bad_name = {"name": "gw", "scope": "gateway", "gateway": "no spaces"}
+    assert (
+        control.client.post("/api/v1/tokens", json=bad_name, headers=control.admin).status_code
+        == 422
+    )
+
+
+def test_a_misnamed_gateway_s_events_stay_in_its_spool(control: Control, tmp_path: Path) -> None:
+    """The real shipper with a token bound to another gateway: its batches are refused, and
+    its events stay in its spool, unshipped, to be sent once its name or token is right."""
+    token = _gateway_token(control, "gw")["Authorization"].removeprefix("Bearer ")
+    records = [_named("alice", n, "gw-east") for n in range(3)]
+
+    def refusals() -> int:
+        return len(
+            control.client.get(
+                "/api/v1/audit/events",
+                params={"action": "gateway.misnamed"},
+                headers=control.auditor,
+            ).json()
+        )
+
+    async def ship() -> list[bytes]:
+        with Spool(tmp_path / "spool") as spool:
+            for record in records:
+                spool.append(record)
+            spool.flush()
+            shipper = AsyncShipper(
+                spool,
+                "https://control.test",
+                token,
+                ssl.create_default_context(),
+                interval=0.01,
+                transport=httpx.ASGITransport(app=control.app),
+            )
+            shipper.start(asyncio.get_running_loop())
+            while await asyncio.to_thread(refusals) == 0:
+                await asyncio.sleep(0.02)
+            await shipper.stop()
+            lines, _cursor = spool.read_unshipped_lines(100)
+            return lines
+
+    left = asyncio.run(asyncio.wait_for(ship(), timeout=60))
+    assert _stored(control) == []
+    assert [json.loads(line)["event_id"] for line in left] == [r.event_id for r in records]

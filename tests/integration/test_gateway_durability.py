@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gatewaykit import app_token, publish_app, wait_for_port, wait_for_route
+from gatewaykit import app_token, gateway_token, publish_app, wait_for_port, wait_for_route
 from netkit import free_port
 from zgproc import Running, admin, stop
 
@@ -47,8 +47,7 @@ def start_gateway(
     command += ["--key", str(tls / "gateway.key"), "--data-dir", str(data_dir)]
     command += ["--port", str(port), "--name", "killable", "--workers", str(workers)]
     command += ["--max-stale-hours", max_stale_hours]
-    token = (up.data_dir / "gateway.token").read_text().strip()
-    env = {**os.environ, "ZEROGATE_TOKEN": token}
+    env = {**os.environ, "ZEROGATE_TOKEN": gateway_token(up, "killable")}
     return subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
 
 

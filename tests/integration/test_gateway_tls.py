@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from gatewaykit import wait_for_port
+from gatewaykit import gateway_token, wait_for_port
 from netkit import free_port
 from zgproc import Running
 
@@ -52,8 +52,8 @@ def test_certificates_by_sni_reload_and_http_redirect(up: Running, tmp_path: Pat
     command += ["--ca-cert", str(up.data_dir / "ca.pem"), "--cert", str(tls / "gateway.pem")]
     command += ["--key", str(tls / "gateway.key"), "--data-dir", str(tmp_path / "gw")]
     command += ["--port", str(port), "--http-port", str(http_port), "--workers", "1"]
-    command += ["--certs-dir", str(certs)]
-    token = (up.data_dir / "gateway.token").read_text().strip()
+    command += ["--certs-dir", str(certs), "--name", "custom"]
+    token = gateway_token(up, "custom")
     gateway = subprocess.Popen(
         command, env={**os.environ, "ZEROGATE_TOKEN": token}, stderr=subprocess.DEVNULL
     )

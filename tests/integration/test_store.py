@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, text
+from sqlalchemy import create_engine, insert, text
 
 from zerogate.core.audit import AuditRecord, Outcome, canonicalise, chain_hash_of
 from zerogate.core.inventory import AppSpec, DepartmentSpec, GroupSpec, UserSpec
@@ -19,7 +21,7 @@ from zerogate.core.inventory.document import validate_document
 from zerogate.core.inventory.kinds import KINDS_BY_NAME
 from zerogate.core.spool_report import SpoolReport
 from zerogate.store import audit, gateway_reports
-from zerogate.store.db import Database, DatabaseError, open_database
+from zerogate.store.db import MIGRATIONS, Database, DatabaseError, open_database
 from zerogate.store.errors import Conflict, Invalid, NotFound
 from zerogate.store.inventory import Inventory
 from zerogate.store.models import Base
@@ -33,6 +35,33 @@ def test_migrations_are_idempotent(database_url: str) -> None:
     again = open_database(database_url)  # a second start on the same database
     again.ping()
     again.close()
+
+
+def test_the_upgrade_binds_the_local_gateway_s_token_to_it(database_url: str) -> None:
+    """An install from before tokens were bound: the token `zerogate up` made for its own
+    gateway is bound to that gateway (`local`); any other gateway token stays unbound."""
+    engine = create_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    row = "INSERT INTO api_tokens (id, name, scope, secret_hash, created_at, created_by) VALUES "
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0008")
+        for token_id, name, scope, by in (
+            ("0" * 16, "local-gateway", "gateway", "system"),
+            ("1" * 16, "edge", "gateway", "token:admin:x"),
+            ("2" * 16, "local-gateway", "admin", "token:admin:x"),
+        ):
+            connection.execute(
+                text(row + "(:id, :name, :scope, :hash, CURRENT_TIMESTAMP, :by)"),
+                {"id": token_id, "name": name, "scope": scope, "hash": "0" * 64, "by": by},
+            )
+    engine.dispose()
+    upgraded = open_database(database_url)
+    with upgraded.engine.connect() as connection:
+        bound = dict(connection.execute(text("SELECT id, gateway FROM api_tokens")).all())
+    upgraded.close()
+    assert bound == {"0" * 16: "local", "1" * 16: None, "2" * 16: None}
 
 
 def test_migrations_build_the_schema_the_models_describe(db: Database) -> None:

@@ -305,6 +305,7 @@ def test_action_codes_are_stable() -> None:
         "CONNECTOR_REVOKE": "connector.revoke",
         "GATEWAY_REFUSING": "gateway.refusing",
         "GATEWAY_ACCEPTING": "gateway.accepting",
+        "GATEWAY_MISNAMED": "gateway.misnamed",
     }
 
 

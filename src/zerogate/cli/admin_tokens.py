@@ -26,8 +26,18 @@ def token_app(api: Callable[[], Api]) -> typer.Typer:
         scope: Annotated[
             Scope, typer.Option(help="admin, auditor (read-only), scim or gateway.")
         ] = Scope.ADMIN,
+        gateway: Annotated[
+            str | None,
+            typer.Option(
+                help="With --scope gateway: the gateway (its --name) the token may speak for; "
+                "its events and reports naming any other are refused."
+            ),
+        ] = None,
     ) -> None:
-        made = api().request("POST", "/tokens", json={"name": name, "scope": scope}).json()
+        body: dict[str, object] = {"name": name, "scope": scope}
+        if gateway is not None:
+            body["gateway"] = gateway
+        made = api().request("POST", "/tokens", json=body).json()
         out.print(made["token"], highlight=False, soft_wrap=True)
 
     @app.command("list", help="List tokens (never their secrets).")
@@ -36,14 +46,12 @@ def token_app(api: Callable[[], Api]) -> typer.Typer:
         if as_json:
             out.print_json(json.dumps(rows))
             return
-        table = Table("id", "name", "scope", "created", "last used", "revoked", title="API tokens")
+        columns = ("id", "name", "scope", "gateway", "created_at", "last_used_at", "revoked_at")
+        table = Table(
+            "id", "name", "scope", "gateway", "created", "last used", "revoked", title="API tokens"
+        )
         for row in rows:
-            table.add_row(
-                *(
-                    str(row[k] or "")
-                    for k in ("id", "name", "scope", "created_at", "last_used_at", "revoked_at")
-                )
-            )
+            table.add_row(*(str(row.get(k) or "") for k in columns))
         out.print(table)
 
     @app.command("revoke", help="Revoke a token by id; it stops working at once.")

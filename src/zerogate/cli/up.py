@@ -117,7 +117,7 @@ def _start_gateway(plane: bootstrap.ControlPlane) -> subprocess.Popen[bytes] | N
         "--data-dir", str(local.data_dir),
         "--listen-host", settings.listen_host,
         "--port", str(settings.gateway_port),
-        "--name", "local",
+        "--name", local.NAME,
         "--log-level", settings.log_level,
         "--workers", str(settings.gateway_workers),
         "--audit-spool-max-mb", str(settings.gateway_audit_spool_max_mb),

@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 from cryptography import x509
 from sqlalchemy import func, select
@@ -101,6 +102,7 @@ def _ensure_tls(settings: Settings, pki: PkiService) -> tuple[Path, Path]:
 class LocalGateway:
     """What `zerogate up` hands the gateway it starts beside the control plane."""
 
+    NAME: ClassVar[str] = "local"  # its `--name`; its token may speak for no other gateway
     cert: Path
     key: Path
     token_file: Path  # 0600: an API token with the gateway scope
@@ -133,7 +135,11 @@ def _ensure_gateway(settings: Settings, pki: PkiService, db: Database) -> LocalG
         held = token_file.read_text().strip() if token_file.exists() else ""
         if not held or tokens.authenticate(session, held, utcnow()) is None:
             _row, text = tokens.issue(
-                session, name="local-gateway", scope=Scope.GATEWAY, actor="system"
+                session,
+                name="local-gateway",
+                scope=Scope.GATEWAY,
+                actor="system",
+                gateway=LocalGateway.NAME,
             )
             _write_private(token_file, text.encode())
     return LocalGateway(cert_path, key_path, token_file, settings.data_dir / "gateway")

@@ -36,6 +36,7 @@ class Caller:
 
     actor: str
     scope: Scope
+    gateway: str | None = None  # a gateway-scoped token's gateway, if it is bound to one
 
 
 def database(request: Request) -> Database:
@@ -77,7 +78,7 @@ def authenticated(
             row.last_used_at = utcnow()
     if row is None:
         raise ApiError(401, "invalid, expired or revoked token")
-    return Caller(actor=f"token:{row.name}:{row.id}", scope=Scope(row.scope))
+    return Caller(actor=f"token:{row.name}:{row.id}", scope=Scope(row.scope), gateway=row.gateway)
 
 
 def refuse(

@@ -30,6 +30,17 @@ class TokenParts:
     secret: str
 
 
+def gateway_may_name(bound: str, named: object) -> bool:
+    """Whether a token bound to gateway `bound` may ship events that name `named`: the
+    gateway itself, or one of its workers (`<name>-<index>`, see `zerogate gateway`)."""
+    if not isinstance(named, str):
+        return False
+    if named == bound:
+        return True
+    worker = named.removeprefix(bound + "-")
+    return worker != named and worker.isascii() and worker.isdigit()
+
+
 def format_token(token_id: str, secret: str) -> str:
     return f"{PREFIX}_{token_id}_{secret}"
 

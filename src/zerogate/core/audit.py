@@ -70,6 +70,8 @@ class AuditAction(enum.StrEnum):
     # them again: reported by the gateway (`core.spool_report`), recorded by the control plane.
     GATEWAY_REFUSING = "gateway.refusing"
     GATEWAY_ACCEPTING = "gateway.accepting"
+    # A gateway's token sent events or a report naming another gateway (refused, all of them).
+    GATEWAY_MISNAMED = "gateway.misnamed"
 
 
 # The media type of an ingest body that holds one event per line, each in the canonical form
@@ -212,6 +214,12 @@ class Canonical(NamedTuple):
     outcome: Outcome
     details: str
     text: bytes
+    gateway: str | None = None  # the gateway its details name, if they name one
+
+
+def named_gateway(details: Mapping[str, object]) -> str | None:
+    named = details.get("gateway")
+    return named if type(named) is str else None
 
 
 def canonicalise(record: AuditRecord) -> Canonical:
@@ -225,6 +233,7 @@ def canonicalise(record: AuditRecord) -> Canonical:
         outcome=record.outcome,
         details=details,
         text=text,
+        gateway=named_gateway(record.details),
     )
 
 

@@ -766,6 +766,8 @@ class AsyncShipper:
         if response.is_success:
             self._as_lines = LINES_MEDIA_TYPE in response.headers.get("accept-post", "")
         if response.status_code != 422 or not lines:
+            if response.status_code == 403:  # a token for another gateway: say what to fix
+                raise RuntimeError(f"the control plane refused the batch: {response.text[:500]}")
             response.raise_for_status()
             return
         if len(lines) > 1:

@@ -281,6 +281,9 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Gateway-scoped tokens: the gateway whose events and reports the token may send (None:
+    # any, as tokens made before this existed could).
+    gateway: Mapped[str | None] = mapped_column(String(64))
 
 
 class CertificateAuthorityRecord(Base):

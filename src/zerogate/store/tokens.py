@@ -22,8 +22,13 @@ def issue(
     scope: Scope,
     actor: str,
     expires_at: datetime | None = None,
+    gateway: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; the returned text is the only time its secret exists outside memory."""
+    """Create a token; the returned text is the only time its secret exists outside memory.
+
+    `gateway` binds a gateway-scoped token to the gateway it may speak for."""
+    if gateway is not None and scope is not Scope.GATEWAY:
+        raise ValueError("only a gateway-scoped token is bound to a gateway")
     token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
     row = ApiToken(
         id=token_id,
@@ -32,11 +37,19 @@ def issue(
         secret_hash=hash_secret(secret),
         created_by=actor,
         expires_at=expires_at,
+        gateway=gateway,
     )
     session.add(row)
     session.flush()
+    bound = {"gateway": gateway} if gateway is not None else {}
     audit.record(
-        session, actor, AuditAction.TOKEN_CREATE, f"token/{token_id}", name=name, scope=str(scope)
+        session,
+        actor,
+        AuditAction.TOKEN_CREATE,
+        f"token/{token_id}",
+        name=name,
+        scope=str(scope),
+        **bound,
     )
     return row, format_token(token_id, secret)
 

@@ -11,9 +11,17 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from zerogate.control.api.ingest import IngestBody, IngestEvent, parse_ingest_body
-from zerogate.control.deps import AnyCaller, DbSession, GatewayCaller
+from zerogate.control.deps import (
+    AnyCaller,
+    ApiError,
+    Caller,
+    DbSession,
+    GatewayCaller,
+    database,
+)
 from zerogate.control.errors import COMMON_RESPONSES
-from zerogate.core.audit import LINES_MEDIA_TYPE, Canonical
+from zerogate.core.api_tokens import gateway_may_name
+from zerogate.core.audit import LINES_MEDIA_TYPE, AuditAction, Canonical, Outcome
 from zerogate.core.spool_report import SPOOL_HEADER, SpoolReport
 from zerogate.store import audit, gateway_reports
 from zerogate.store.models import utcnow
@@ -58,6 +66,41 @@ def _spool_report(request: Request) -> SpoolReport | None:
         problems = "; ".join(f"{e['loc']}: {e['msg']}" for e in exc.errors()[:3])
         log.warning("ignored a malformed %s header (%s)", SPOOL_HEADER, problems)
         return None
+
+
+def _speaks_for_itself(
+    request: Request,
+    who: Caller,
+    bound: str,
+    events: list[Canonical],
+    report: SpoolReport | None,
+) -> None:
+    """Refuse (403, audited) a batch from a token bound to gateway `bound` if any of its
+    events or its report names another gateway: a gateway's token cannot make the trail say
+    that traffic passed through some other gateway. The gateway keeps such events in its
+    spool and retries, so nothing is lost while its name or token is put right."""
+    named: str | None = None
+    if report is not None and report.gateway != bound:
+        named = report.gateway
+    else:
+        for event in events:
+            if not gateway_may_name(bound, event.gateway):
+                named = event.gateway or "no gateway"
+                break
+    if named is None:
+        return
+    why = (
+        f"this token speaks for gateway {bound!r} (and its workers, {bound}-N), "
+        f"but the batch names {named!r}: start that gateway with --name {bound}, "
+        "or give it a token of its own"
+    )
+    with database(request).transaction() as session:
+        details = {"named": named[:64], "events": len(events)}
+        refusal = audit.new_record(
+            who.actor, AuditAction.GATEWAY_MISNAMED, f"gateway/{bound}", details, Outcome.FAILURE
+        )
+        audit.append(session, [refusal])
+    raise ApiError(403, why)
 
 
 def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +171,7 @@ def router() -> APIRouter:
         openapi_extra=_INGEST_BODY_DOC,
     )
     def ingest_events(
+        request: Request,
         who: GatewayCaller,
         events: Annotated[list[Canonical], Depends(_ingest_events)],
         report: Annotated[SpoolReport | None, Depends(_spool_report)],
@@ -136,6 +180,8 @@ def router() -> APIRouter:
     ) -> dict[str, int]:
         # Tells gateways they may send their lines as they are (see `core.audit`).
         response.headers["Accept-Post"] = f"application/json, {LINES_MEDIA_TYPE}"
+        if who.gateway is not None:
+            _speaks_for_itself(request, who, who.gateway, events, report)
         stored = audit.ingest(session, events)
         if report is not None:
             gateway_reports.record(session, who.actor, report, utcnow())

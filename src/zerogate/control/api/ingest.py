@@ -31,6 +31,7 @@ from zerogate.core.audit import (
     Outcome,
     canonicalise,
     is_access_decision,
+    named_gateway,
     orjson_wrote_canonical,
 )
 
@@ -268,6 +269,7 @@ def _canonical_line(line: bytes) -> Canonical:
         outcome=_OUTCOMES[raw["outcome"]],
         details=details.decode("ascii"),
         text=line,
+        gateway=named_gateway(raw["details"]),
     )
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from zerogate.control.deps import AdminCaller, DbSession
 from zerogate.control.errors import COMMON_RESPONSES, NOT_FOUND
@@ -26,6 +26,7 @@ class TokenInfo(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    gateway: str | None  # the one gateway a gateway-scoped token may speak for
 
 
 class NewToken(BaseModel):
@@ -33,6 +34,15 @@ class NewToken(BaseModel):
     name: Name
     scope: Scope = Scope.ADMIN
     expires_at: datetime | None = None
+    # A gateway-scoped token bound to this gateway (`zerogate gateway --name`): the control
+    # plane then takes events and reports only for it and its workers.
+    gateway: Name | None = None
+
+    @model_validator(mode="after")
+    def _bound_only_for_gateways(self) -> NewToken:
+        if self.gateway is not None and self.scope is not Scope.GATEWAY:
+            raise ValueError("only a token with the gateway scope can be bound to a gateway")
+        return self
 
 
 class CreatedToken(TokenInfo):
@@ -56,7 +66,12 @@ def router() -> APIRouter:
     @api.post("", status_code=201, response_model=CreatedToken, operation_id="create_token")
     def create_token(body: NewToken, who: AdminCaller, session: DbSession) -> dict[str, object]:
         row, text = tokens.issue(
-            session, name=body.name, scope=body.scope, actor=who.actor, expires_at=body.expires_at
+            session,
+            name=body.name,
+            scope=body.scope,
+            actor=who.actor,
+            expires_at=body.expires_at,
+            gateway=body.gateway,
         )
         return {**_info(row), "token": text}
 
