@@ -149,6 +149,20 @@ def test_a_gateway_s_lines_are_hashed_as_they_came(control: Control) -> None:
     assert _intact(control)
 
 
+def _shipping(spool: Spool, token: str, transport: httpx.ASGITransport) -> AsyncShipper:
+    """The real shipper, started on the running loop, posting to the control plane in-process."""
+    shipper = AsyncShipper(
+        spool,
+        "https://control.test",
+        token,
+        ssl.create_default_context(),
+        interval=0.01,
+        transport=transport,
+    )
+    shipper.start(asyncio.get_running_loop())
+    return shipper
+
+
 def test_a_gateway_s_shipper_sends_lines_once_told_it_may(control: Control, tmp_path: Path) -> None:
     """The real shipper and the real control plane (in-process, over ASGI): the first post,
     a report, goes as JSON; its answer's Accept-Post lists lines, and the events go as lines."""
@@ -163,15 +177,7 @@ def test_a_gateway_s_shipper_sends_lines_once_told_it_may(control: Control, tmp_
 
     async def ship() -> None:
         with Spool(tmp_path / "spool") as spool:
-            shipper = AsyncShipper(
-                spool,
-                "https://control.test",
-                token,
-                ssl.create_default_context(),
-                interval=0.01,
-                transport=Recording(app=control.app),
-            )
-            shipper.start(asyncio.get_running_loop())
+            shipper = _shipping(spool, token, Recording(app=control.app))
             while not forms:
                 await asyncio.sleep(0.01)
             for record in records:
@@ -436,15 +442,7 @@ def test_a_misnamed_gateway_s_events_stay_in_its_spool(control: Control, tmp_pat
             for record in records:
                 spool.append(record)
             spool.flush()
-            shipper = AsyncShipper(
-                spool,
-                "https://control.test",
-                token,
-                ssl.create_default_context(),
-                interval=0.01,
-                transport=httpx.ASGITransport(app=control.app),
-            )
-            shipper.start(asyncio.get_running_loop())
+            shipper = _shipping(spool, token, httpx.ASGITransport(app=control.app))
             while await asyncio.to_thread(refusals) == 0:
                 await asyncio.sleep(0.02)
             await shipper.stop()
