@@ -421,6 +421,14 @@ class Cycle:
         self.deadline = loop.time() + self.conn.gateway.options.response_timeout
         self.timer = loop.call_at(self.deadline, self._response_timeout)
 
+    def app_may_send(self) -> None:
+        """The client reads again: the app's silence counts from now, not from before the
+        pause (its next bytes may not have arrived yet when the timer fires)."""
+        if self.timer is not None and self.head_sent:
+            self.deadline = (
+                self.conn.gateway.loop.time() + self.conn.gateway.options.response_timeout
+            )
+
     def _response_timeout(self) -> None:
         # One timer per exchange; each piece of the body sent or received moves only
         # `deadline`.
@@ -717,6 +725,7 @@ class ClientConnection(asyncio.Protocol):
         self.resume("writing")
         if self.cycles and self.cycles[0].upstream is not None:
             self.cycles[0].upstream.resume_reading()
+            self.cycles[0].app_may_send()
 
     # --- httptools callbacks ------------------------------------------------------------------
 
