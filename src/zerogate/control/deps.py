@@ -82,14 +82,22 @@ def authenticated(
 
 
 def refuse(
-    db: Database, request: Request, action: str, status: int, why: str, target: str
+    db: Database,
+    request: Request,
+    action: str,
+    status: int,
+    why: str,
+    target: str,
+    *,
+    actor: str = "anonymous",
+    **more: object,
 ) -> ApiError:
-    """An error for a refused certificate-authenticated call, audited in its own transaction
-    (the request fails, the audit event stays)."""
+    """An error for a refused call, audited in its own transaction (the request fails, the
+    audit event stays); `actor` when the caller is known, `more` for the event's details."""
     source = request.client.host if request.client else "unknown"
     with db.transaction() as session:
-        details = {"reason": why, "source": source}
-        record = audit.new_record("anonymous", action, target, details, Outcome.FAILURE)
+        details = {"reason": why, "source": source, **more}
+        record = audit.new_record(actor, action, target, details, Outcome.FAILURE)
         audit.append(session, [record])
     return ApiError(status, why)
 

@@ -30,10 +30,11 @@ class TokenParts:
     secret: str
 
 
-def gateway_may_name(bound: str, named: object) -> bool:
-    """Whether a token bound to gateway `bound` may ship events that name `named`: the
-    gateway itself, or one of its workers (`<name>-<index>`, see `zerogate gateway`)."""
-    if not isinstance(named, str):
+def gateway_may_name(bound: str, named: str | None) -> bool:
+    """Whether a token bound to gateway `bound` may ship events that name `named` (None: no
+    gateway): the gateway itself, or one of its workers (`<name>-<index>`, see `zerogate
+    gateway`)."""
+    if named is None:
         return False
     if named == bound:
         return True

@@ -211,10 +211,8 @@ def _payload(claims: AccessClaims) -> dict[str, object]:
         "zg_user": claims.username,
         "zg_groups": list(claims.groups),
     }
-    if claims.mfa_time is not None:
-        payload["zg_mfa_time"] = _numeric_date(claims.mfa_time)
-    if claims.session_expires_at is not None:
-        payload["zg_sexp"] = _numeric_date(claims.session_expires_at)
+    dates = {"zg_mfa_time": claims.mfa_time, "zg_sexp": claims.session_expires_at}
+    payload.update((name, _numeric_date(when)) for name, when in dates.items() if when is not None)
     optional = {
         "zg_device": claims.device_id,
         "zg_dept": claims.department,
@@ -368,8 +366,6 @@ def _access_claims(
     kind = _text(claims, "zg_kind")
     if kind not in _KINDS:
         raise _missing("zg_kind")
-    mfa_time = _date(_seconds(claims, "zg_mfa_time")) if "zg_mfa_time" in claims else None
-    ends = _date(_seconds(claims, "zg_sexp")) if "zg_sexp" in claims else None
     return AccessClaims(
         issuer=issuer,
         subject=_text(claims, "sub"),
@@ -379,7 +375,7 @@ def _access_claims(
         username=_text(claims, "zg_user"),
         groups=_texts(claims, "zg_groups"),
         auth_time=_date(_seconds(claims, "auth_time")),
-        mfa_time=mfa_time,
+        mfa_time=_optional_date(claims, "zg_mfa_time"),
         amr=_texts(claims, "amr"),
         issued_at=_date(issued_at),
         expires_at=_date(expires_at),
@@ -389,7 +385,7 @@ def _access_claims(
         department=_optional_text(claims, "zg_dept"),
         office=_optional_text(claims, "zg_office"),
         identity_provider=_optional_text(claims, "zg_idp"),
-        session_expires_at=ends,
+        session_expires_at=_optional_date(claims, "zg_sexp"),
     )
 
 
@@ -463,6 +459,11 @@ def _text(claims: Mapping[str, object], name: str) -> str:
 def _optional_text(claims: Mapping[str, object], name: str) -> str | None:
     """A claim a token may leave out; if it is there, a non-empty string."""
     return _text(claims, name) if name in claims else None
+
+
+def _optional_date(claims: Mapping[str, object], name: str) -> datetime | None:
+    """A time claim a token may leave out; if it is there, a NumericDate."""
+    return _date(_seconds(claims, name)) if name in claims else None
 
 
 def _texts(claims: Mapping[str, object], name: str) -> tuple[str, ...]:

@@ -375,7 +375,7 @@ class Cycle:
         if self.upstream is not None:
             if self.chunked_in:
                 self.upstream.write(b"0\r\n\r\n")
-            self._sent_now()
+            self._progress()
 
     def _send_body(self, chunk: bytes) -> None:
         assert self.upstream is not None
@@ -385,11 +385,12 @@ class Cycle:
             self.upstream.write(chunk)
         if self.upstream.write_paused:
             self.conn.pause("upstream")
-        self._sent_now()
+        self._progress()
 
-    def _sent_now(self) -> None:
-        """The app has all of the request so far: its time to answer counts from now (an
-        upload may take longer than the response timeout; only silence counts)."""
+    def _progress(self) -> None:
+        """The exchange moved (the app got more of the request, or sent more of its answer,
+        or the client reads again): the app's time to answer, or to go on, counts from now.
+        Only silence counts: an upload or a download may take longer than the timeout."""
         if self.timer is not None:
             self.deadline = (
                 self.conn.gateway.loop.time() + self.conn.gateway.options.response_timeout
@@ -424,10 +425,8 @@ class Cycle:
     def app_may_send(self) -> None:
         """The client reads again: the app's silence counts from now, not from before the
         pause (its next bytes may not have arrived yet when the timer fires)."""
-        if self.timer is not None and self.head_sent:
-            self.deadline = (
-                self.conn.gateway.loop.time() + self.conn.gateway.options.response_timeout
-            )
+        if self.head_sent:
+            self._progress()
 
     def _response_timeout(self) -> None:
         # One timer per exchange; each piece of the body sent or received moves only
@@ -514,17 +513,12 @@ class Cycle:
             if status != 101:
                 self.conn.report(self)  # these bytes are the whole answer
         else:  # the body must keep coming: `response_timeout` is now for its silences
-            self.deadline = (
-                self.conn.gateway.loop.time() + self.conn.gateway.options.response_timeout
-            )
+            self._progress()
         self.conn.write(bytes(out))
 
     def response_body(self, chunk: bytes) -> None:
         self.bytes_out += len(chunk)
-        if self.timer is not None:
-            self.deadline = (
-                self.conn.gateway.loop.time() + self.conn.gateway.options.response_timeout
-            )
+        self._progress()
         if self.chunked_out:
             self.conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
             return

@@ -11,17 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from zerogate.control.api.ingest import IngestBody, IngestEvent, parse_ingest_body
-from zerogate.control.deps import (
-    AnyCaller,
-    ApiError,
-    Caller,
-    DbSession,
-    GatewayCaller,
-    database,
-)
+from zerogate.control.deps import AnyCaller, Caller, DbSession, GatewayCaller, database, refuse
 from zerogate.control.errors import COMMON_RESPONSES
 from zerogate.core.api_tokens import gateway_may_name
-from zerogate.core.audit import LINES_MEDIA_TYPE, AuditAction, Canonical, Outcome
+from zerogate.core.audit import LINES_MEDIA_TYPE, AuditAction, Canonical
 from zerogate.core.spool_report import SPOOL_HEADER, SpoolReport
 from zerogate.store import audit, gateway_reports
 from zerogate.store.models import utcnow
@@ -69,11 +62,7 @@ def _spool_report(request: Request) -> SpoolReport | None:
 
 
 def _speaks_for_itself(
-    request: Request,
-    who: Caller,
-    bound: str,
-    events: list[Canonical],
-    report: SpoolReport | None,
+    request: Request, who: Caller, bound: str, events: list[Canonical], report: SpoolReport | None
 ) -> None:
     """Refuse (403, audited) a batch from a token bound to gateway `bound` if any of its
     events or its report names another gateway: a gateway's token cannot make the trail say
@@ -94,13 +83,17 @@ def _speaks_for_itself(
         f"but the batch names {named!r}: start that gateway with --name {bound}, "
         "or give it a token of its own"
     )
-    with database(request).transaction() as session:
-        details = {"named": named[:64], "events": len(events)}
-        refusal = audit.new_record(
-            who.actor, AuditAction.GATEWAY_MISNAMED, f"gateway/{bound}", details, Outcome.FAILURE
-        )
-        audit.append(session, [refusal])
-    raise ApiError(403, why)
+    raise refuse(
+        database(request),
+        request,
+        AuditAction.GATEWAY_MISNAMED,
+        403,
+        why,
+        f"gateway/{bound}",
+        actor=who.actor,
+        named=named[:64],
+        events=len(events),
+    )
 
 
 def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
