@@ -7,12 +7,17 @@ default for any name) and from a directory of admin-supplied PEM pairs (`NAME.pe
 chain, `NAME.key`), wildcards included. `reload()` re-reads whatever changed on disk and
 swaps the mapping in one assignment, so a renewed certificate is served from the next
 handshake on, with no restart and no dropped connection.
+
+The store also remembers the name each connection asked for (`server_name`): a request on
+that connection must then be for that host (see `ClientConnection.on_headers_complete`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +63,8 @@ class CertificateStore:
         self._by_name: Mapping[str, ssl.SSLContext] = {}
         self.listener = server_context(cert, key)
         self.listener.sni_callback = self._choose
+        # Held weakly: the entry goes with its connection's TLS object.
+        self._asked: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
         self.reload()
 
     def reload(self) -> None:
@@ -98,7 +105,28 @@ class CertificateStore:
                 return found
         return self._default.context
 
+    def server_name(self, ssl_object: object) -> str | None:
+        """The host name a connection's client asked for in its handshake (SNI), lower case
+        and without a final dot; None if it named none."""
+        return self._asked.get(ssl_object) if ssl_object is not None else None
+
     def _choose(
         self, connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext
     ) -> None:
         connection.context = self.context_for(server_name)
+        name = _asked_name(server_name)
+        if name is not None:
+            self._asked[connection] = name
+
+
+def _asked_name(server_name: str | None) -> str | None:
+    """SNI names a DNS host (RFC 6066 §3). Some clients (wrk, old OpenSSL ones) put an IP
+    address there when they connect to one; that names no host, so it binds nothing."""
+    if not server_name:
+        return None
+    name = server_name.lower().rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name
+    return None

@@ -200,8 +200,11 @@ class Gateway:
         # Makes the audit events written so far safe from a crash; False if it could not.
         before_send: Callable[[], bool] = _nothing,
         tunnels: Tunnels | None = None,  # connectors' tunnels, for apps routed through them
+        # The host name a TLS connection asked for (SNI), from its `ssl_object`; see `asked`.
+        server_name: Callable[[object], str | None] | None = None,
     ):
         self.handler = handler
+        self.server_name = server_name
         self.options = options
         self.loop = loop
         self.before_send = before_send
@@ -571,6 +574,12 @@ class Cycle:
         self.conn.write(data)
 
 
+def _misdirected(head: RequestHead, asked: str) -> bool:
+    """Whether a request names a host other than its connection's SNI. A CONNECT names the
+    tunnel's target, not the gateway; an HTTP/1.0 request may name no host at all."""
+    return head.method != "CONNECT" and head.host != "" and head.host.rstrip(".") != asked
+
+
 class ClientConnection(asyncio.Protocol):
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -601,6 +610,11 @@ class ClientConnection(asyncio.Protocol):
         self.receiving = False
         self.unsent_event = False  # an audit event reported since this client was last sent to
         self.unparsed = 0  # bytes received since something was parsed out of them
+        # The host this TLS connection was opened for (SNI). Its requests must be for that host:
+        # the certificate shown was chosen for it, and a request for another host on it is
+        # domain fronting (an allowed name outside hiding another inside), so it gets 421
+        # Misdirected Request (RFC 9110 §15.5.20), as Cloudflare and Caddy's strict SNI give.
+        self.asked: str | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -610,6 +624,8 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else ""
         gateway = self.gateway
+        if gateway.server_name is not None:
+            self.asked = gateway.server_name(transport.get_extra_info("ssl_object"))
         gateway.per_client[self.peer] += 1
         gateway.connections.add(self)
         if gateway.per_client[self.peer] > gateway.options.max_connections_per_client:
@@ -753,6 +769,9 @@ class ClientConnection(asyncio.Protocol):
         version = self.parser.get_http_version()
         self.http11 = version == "1.1"
         head = self.gateway.check_head(self.parser.get_method(), cycle.url, version, cycle.headers)
+        asked = self.asked
+        if asked is not None and head.host != asked and _misdirected(head, asked):
+            raise HttpViolation(421, "this connection was opened for another host name")
         cycle.head = head
         cycle.chunked_in = head.framing is BodyFraming.CHUNKED
         cycle.keep_alive = head.keep_alive

@@ -270,10 +270,15 @@ async def run(settings: GatewaySettings) -> None:
             first = await asyncio.wait_for(client.fetch(), FIRST_SNAPSHOT_SECONDS)
             if first is not None:
                 take(first)
-    gateway = Gateway(
-        guard, settings.options, loop, before_send=spool.write_through, tunnels=tunnels
-    )
     certificates = CertificateStore(settings.cert_file, settings.key_file, settings.certs_dir)
+    gateway = Gateway(
+        guard,
+        settings.options,
+        loop,
+        before_send=spool.write_through,
+        tunnels=tunnels,
+        server_name=certificates.server_name,
+    )
     server = await listen(gateway, settings.listen_host, settings.port, tls=certificates.listener)
     tunnel_server: asyncio.Server | None = None
     if tunnels is not None and settings.tunnel_port:
