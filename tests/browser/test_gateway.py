@@ -1,13 +1,14 @@
 """A person at a real browser reaching apps through the gateway: the first visit goes through
 the portal's sign-in and lands back on the page asked for, with the identity assertion the
 app sees; a second app needs no new sign-in; an app without a grant is the same 404 as one
-that does not exist."""
+that does not exist; an app's sign-out link ends the session in every app."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from playwright.sync_api import Browser, expect
@@ -71,6 +72,20 @@ def test_sign_in_once_reach_two_apps_and_see_nothing_else(
         response = page.goto(f"https://vault.zerogate.localhost:{up.gateway_port}/")
         assert response is not None and response.status == 404
         assert page.locator("body").inner_text() == unknown
+
+        page.goto(f"https://grafana.zerogate.localhost:{up.gateway_port}/.zerogate/sign_out")
+        page.wait_for_url(f"{up.url}/portal/logout", timeout=15_000)
+        page.locator("form[action='/portal/logout'] button").click()
+        page.wait_for_url(f"{up.url}/portal/login", timeout=15_000)
+        # whoami still holds its own token; the revoked session reaches the gateway in its
+        # next snapshot, within about a second, and from then on that token is no key.
+        deadline = time.monotonic() + 15
+        while True:
+            page.goto(f"https://whoami.zerogate.localhost:{up.gateway_port}/")
+            if page.url.startswith(f"{up.url}/portal/login") or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert page.url.startswith(f"{up.url}/portal/login?")
     finally:
         example.terminate()
         example.wait(10)

@@ -259,6 +259,25 @@ def test_a_sign_in_this_browser_did_not_start_is_not_taken(
     assert COOKIE not in set_cookies(response)
 
 
+def test_an_app_s_sign_out_link_forgets_its_token_and_leads_to_the_portal(
+    harness: tuple[Harness, GatewayThread],
+) -> None:
+    h, gateway = harness
+    for cookie in (token("wiki"), None):  # signed in or not, the link does the same
+        for method in ("GET", "POST"):
+            response = get(gateway, "wiki.apps.test", "/.zerogate/sign_out", cookie, method)
+            assert response.status_code == 303
+            assert response.headers["location"] == f"{ISSUER}/portal/logout"
+            cookies = set_cookies(response)
+            assert set(cookies) == {COOKIE, STATE_COOKIE}
+            assert all("Max-Age=0" in value for value in cookies.values())
+            assert response.headers["cache-control"] == "no-store"
+    assert h.events == []  # nothing reached the app, so there is no decision to audit
+    # Any other path is the app's: without a token, that is a sign-in.
+    assert get(gateway, "wiki.apps.test", "/.zerogate/sign_out/").status_code == 302
+    assert get(gateway, "nothing.apps.test", "/.zerogate/sign_out").status_code == 404
+
+
 def test_allowed_requests_carry_the_assertion_and_are_audited(
     harness: tuple[Harness, GatewayThread],
 ) -> None:

@@ -186,6 +186,23 @@ def test_logout_everywhere_and_admin_revocation(control: Control) -> None:
     assert phone.get("/portal/account").status_code == 303
 
 
+def test_the_sign_out_page_an_app_links_to_asks_before_it_signs_out(control: Control) -> None:
+    make_user(control)
+    laptop = browser(control)
+    assert "You are not signed in" in laptop.get("/portal/logout").text
+    login(laptop)
+    page = laptop.get("/portal/logout")
+    assert page.status_code == 200 and "signed in as <strong>alice</strong>" in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert laptop.get("/portal/account").status_code == 200  # opening it signed nobody out
+    forged = laptop.post("/portal/logout", data={"csrf": "forged"})
+    assert forged.status_code == 403
+    assert laptop.get("/portal/account").status_code == 200
+    laptop.post("/portal/logout", data={"csrf": csrf_of(laptop, "/portal/logout")})
+    assert laptop.get("/portal/account").status_code == 303
+    assert [e["actor"] for e in events(control, "session.logout")] == ["user:alice"]
+
+
 @pytest.mark.parametrize(
     ("next_url", "expected"),
     [

@@ -23,6 +23,9 @@ Theory:
    revocation is checked on every request before either is used.
 4. Allowed requests reach the upstream with the token as `X-Zerogate-Assertion`: a JWT for
    exactly that app's audience, short-lived, verifiable against the control plane's JWKS.
+5. `/.zerogate/sign_out` on any app's hostname never reaches the app: it clears that app's
+   cookies and sends the browser to the portal, where signing out revokes the session, and
+   with it every app's token, at every gateway with the next snapshot.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ COOKIE = "__Host-zerogate"
 STATE_COOKIE = "__Host-zerogate-state"  # binds a sign-in round trip to the browser
 _STATE_SPENT = f"{STATE_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0".encode()
 CALLBACK = "/.zerogate/callback"
+# An app's "Sign out" link (Pomerium's /.pomerium/sign_out, Cloudflare's /cdn-cgi/access/logout)
+SIGN_OUT = "/.zerogate/sign_out"
+_TOKEN_SPENT = f"{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0".encode()
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 _TOKEN_CACHE_LIMIT = 100_000
 _ADDRESS_CACHE_LIMIT = 100_000
@@ -211,6 +217,8 @@ class Enforcer:
             return _NOT_FOUND
         if request.path == CALLBACK:
             return self._callback(request, target)
+        if request.path == SIGN_OUT:
+            return self._sign_out()
         token = self._token(head.headers)
         clock = self.clock()  # one reading for the token's expiry and the decision
         claims = self._verify(state, token, target.app.name, clock) if token else None
@@ -428,6 +436,18 @@ class Enforcer:
             (b"set-cookie", cookie.encode()),
             (b"set-cookie", _STATE_SPENT),
             (b"referrer-policy", b"no-referrer"),
+            _NO_STORE,
+        )
+        return Reply(303, b"", headers)
+
+    def _sign_out(self) -> Reply:
+        """Forget this app's token in this browser and go to the portal, which ends the
+        session (every app's token with it) once the person confirms."""
+        headers = (
+            HSTS,
+            (b"location", f"{self.portal}/portal/logout".encode()),
+            (b"set-cookie", _TOKEN_SPENT),
+            (b"set-cookie", _STATE_SPENT),
             _NO_STORE,
         )
         return Reply(303, b"", headers)

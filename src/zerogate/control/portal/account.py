@@ -112,6 +112,19 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
                 audit_event(db, request, AuditAction.SESSION_REVOKE, user.username, session=handle)
         return RedirectResponse("/portal/account?message=Session+signed+out.", status_code=303)
 
+    @api.get("/logout")
+    def logout_page(request: Request) -> Response:
+        """Where an app's "Sign out" link leads (the gateway's `/.zerogate/sign_out`): signing
+        out is a POST with the CSRF token, so a link on another site cannot sign anyone out."""
+        with db_factory.transaction() as db:
+            found = current(db, request, config)
+            if found is None:
+                return web.render(
+                    request, "message.html", title="Signed out", text="You are not signed in."
+                )
+            _, user = found
+            return web.render(request, "logout.html", username=user.username)
+
     @api.post("/logout")
     def logout(request: Request, csrf: Annotated[str, Form(max_length=64)] = "") -> Response:
         web.check_csrf(request, csrf)
