@@ -65,11 +65,9 @@ from zerogate.gateway.upstream import Upstream
 log = logging.getLogger("zerogate.gateway")
 COOKIE = "__Host-zerogate"
 STATE_COOKIE = "__Host-zerogate-state"  # binds a sign-in round trip to the browser
-_STATE_SPENT = f"{STATE_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0".encode()
 CALLBACK = "/.zerogate/callback"
 # An app's "Sign out" link (Pomerium's /.pomerium/sign_out, Cloudflare's /cdn-cgi/access/logout)
 SIGN_OUT = "/.zerogate/sign_out"
-_TOKEN_SPENT = f"{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0".encode()
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 _TOKEN_CACHE_LIMIT = 100_000
 _ADDRESS_CACHE_LIMIT = 100_000
@@ -409,8 +407,7 @@ class Enforcer:
         query = urlencode(
             {"app": target.app.name, "return": self._return_url(request), "state": state}
         )
-        cookie = f"{STATE_COOKIE}={state}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600"
-        return f"/portal/authorize?{query}", (b"set-cookie", cookie.encode())
+        return f"/portal/authorize?{query}", _set_cookie(STATE_COOKIE, state, 600)
 
     def _callback(self, request: Request, target: Target) -> Reply:
         params = dict(parse_qsl(request.head.query, max_num_fields=4))
@@ -429,12 +426,11 @@ class Enforcer:
         if claims is None or _revoked(self.state.snapshot, claims):
             return Reply(401, status_page(401, "That sign-in link is not valid.").body, (HSTS,))
         max_age = max(0, int(claims.expires_at.timestamp() - self.clock()))
-        cookie = f"{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
         headers = (
             HSTS,
             (b"location", back.encode()),
-            (b"set-cookie", cookie.encode()),
-            (b"set-cookie", _STATE_SPENT),
+            _set_cookie(COOKIE, token, max_age),
+            _STATE_SPENT,
             (b"referrer-policy", b"no-referrer"),
             _NO_STORE,
         )
@@ -446,8 +442,8 @@ class Enforcer:
         headers = (
             HSTS,
             (b"location", f"{self.portal}/portal/logout".encode()),
-            (b"set-cookie", _TOKEN_SPENT),
-            (b"set-cookie", _STATE_SPENT),
+            _TOKEN_SPENT,
+            _STATE_SPENT,
             _NO_STORE,
         )
         return Reply(303, b"", headers)
@@ -497,6 +493,17 @@ class Enforcer:
 
 
 _NO_STORE = (b"cache-control", b"no-store")
+
+
+def _set_cookie(name: str, value: str, max_age: int) -> tuple[bytes, bytes]:
+    """A Set-Cookie header for one of the gateway's cookies: host-only (`__Host-`), never
+    sent over plain HTTP or read by scripts, and not sent on cross-site subrequests."""
+    cookie = f"{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+    return b"set-cookie", cookie.encode()
+
+
+_TOKEN_SPENT = _set_cookie(COOKIE, "", 0)
+_STATE_SPENT = _set_cookie(STATE_COOKIE, "", 0)
 
 
 def _denied(decision: Decision, done: Callable[[Outcome], None]) -> Reply:

@@ -7,7 +7,7 @@ audience-bound, short-lived token, so a token stolen from one app is useless at 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
@@ -23,6 +23,8 @@ from zerogate.core.tokens import AccessClaims, issue_access_token, jwks, new_tok
 from zerogate.store import signing_keys
 from zerogate.store.db import Database
 from zerogate.store.models import Application, Session, User, utcnow
+
+_SECOND = timedelta(seconds=1)
 
 
 def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
@@ -89,12 +91,18 @@ def router(db_factory: Database, config: web.PortalConfig) -> APIRouter:
             if not known:
                 return JSONResponse({"error": "unknown_audience"}, status_code=400)
             row, user = found
+            now = utcnow()
             token = session_token(db, config, request, row, user, audience)
-            left = row.expires_at - utcnow()  # a token does not outlive its session
-        expires = max(1, int(min(signing_keys.ACCESS_TOKEN_LIFETIME, left).total_seconds()))
+        expires = int((token_expiry(now, row.expires_at) - now).total_seconds())
         return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": expires})
 
     return api
+
+
+def token_expiry(now: datetime, session_ends: datetime) -> datetime:
+    """When a token issued `now` expires: after its lifetime, or with its session if that
+    ends sooner (but a second later at the earliest: a token's life is whole seconds)."""
+    return max(min(now + signing_keys.ACCESS_TOKEN_LIFETIME, session_ends), now + _SECOND)
 
 
 def session_token(
@@ -109,12 +117,9 @@ def session_token(
 ) -> str:
     """An access token for one audience from a live session (bound to a certificate if given).
 
-    It expires with the session at the latest (a second later if the session ends sooner: a
-    token's life is whole seconds), and names when the session ends, so that a gateway can
-    cut a WebSocket opened with it then."""
+    It expires with the session at the latest (`token_expiry`), and names when the session
+    ends, so that a gateway can cut a WebSocket opened with it then."""
     now = utcnow()
-    expires_at = min(now + signing_keys.ACCESS_TOKEN_LIFETIME, row.expires_at)
-    expires_at = max(expires_at, now + timedelta(seconds=1))
     claims = AccessClaims(
         issuer=issuer_of(request),
         subject=f"user:{user.username}",
@@ -130,7 +135,7 @@ def session_token(
         mfa_time=row.mfa_time,
         amr=tuple(row.amr),
         issued_at=now,
-        expires_at=expires_at,
+        expires_at=token_expiry(now, row.expires_at),
         token_id=new_token_id(),
         cnf_x5t_s256=cnf_x5t_s256,
         session_expires_at=row.expires_at,
