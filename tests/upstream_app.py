@@ -3,7 +3,8 @@
 Routes: /echo (what arrived: method, path, query, headers, body size and hash), /fixed and
 /stream (N bytes with and without Content-Length), /slow (answers after S seconds), /stall
 (half of its answer, then S seconds of silence), /drip (P pieces, one every S seconds), /seen
-(every request path this process received, to prove a smuggled request never arrived), /ws
+(every request path this process received, to prove a smuggled request never arrived, and in
+`whole` those whose body /echo read to its end, with its method and size), /ws
 (WebSocket echo). Written as a bare ASGI app so nothing between the socket and the test's
 assertions rewrites what the gateway sent.
 """
@@ -23,6 +24,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 SEEN: list[str] = []
+WHOLE: list[list[object]] = []  # [path, method, body size] of each request read to its end
 CHUNK = 64 * 1024
 
 
@@ -51,7 +53,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/drip":
         await _drip(send, int(query.get("pieces", "5")), float(query.get("every", "0.5")))
     elif path == "/seen":
-        await _json(send, {"seen": SEEN})
+        await _json(send, {"seen": SEEN, "whole": WHOLE})
     else:
         await _echo(scope, receive, send)
 
@@ -60,11 +62,14 @@ async def _echo(scope: Scope, receive: Receive, send: Send) -> None:
     digest, size = hashlib.sha256(), 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return  # the request never came whole: nothing to run
         body = message.get("body", b"")
         digest.update(body)
         size += len(body)
         if not message.get("more_body"):
             break
+    WHOLE.append([scope["raw_path"].decode("latin-1"), scope["method"], size])
     await _json(
         send,
         {

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
 import socket
+import subprocess
 import time
 import tracemalloc
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -21,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as websocket_connect
 
-from gatewaykit import GatewayThread, raw, status_of
+from gatewaykit import GatewayThread, raw, split_responses, status_of
 from netkit import free_port
 from zerogate.core.audit import AuditRecord
 from zerogate.core.http.framing import BodyFraming, RequestHead
@@ -497,6 +500,14 @@ def test_a_rule_that_names_identity_providers_holds_only_for_their_sessions(
         ("/echo/by-header", {"x-http-method-override": "DELETE"}, False),
         ("/echo/by-other-header", {"x-http-method": "delete"}, False),
         ("/echo/by-query?_method=delete", {}, False),
+        # Read as PHP reads a query (Symfony, Laravel): percent-decoded, dots and spaces are
+        # underscores, the name ends at a NUL; Rack 2 also splits pairs at ";".
+        ("/echo/escaped?%5Fmethod=delete", {}, False),
+        ("/echo/dotted?.method=DELETE", {}, False),
+        ("/echo/spaced?+.method=DELETE", {}, False),
+        ("/echo/nul?_method%00x=DELETE", {}, False),
+        ("/echo/semicolon?a=1;_method=DELETE", {}, False),
+        ("/echo/other-name?method=DELETE", {}, True),
     ],
 )
 def test_a_post_that_stands_for_a_denied_method_is_denied(
@@ -521,6 +532,122 @@ def test_a_post_that_stands_for_a_denied_method_is_denied(
     if not allowed:
         assert event.details["rule"] == "tickets-never-deleted"
         assert event.details["context"]["method"] == "DELETE"  # type: ignore[index]
+
+
+def curl_post(gateway: GatewayThread, host: str, path: str, *args: str) -> tuple[int, int]:
+    """POST with real curl (`args`: its body options); the status and the bytes sent."""
+    done = subprocess.run(
+        [
+            "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}",
+            "--max-time", "30",
+            "-H", f"host: {host}", "-H", f"cookie: {COOKIE}={token(host.split('.')[0])}",
+            *args, f"http://127.0.0.1:{gateway.port}{path}",
+        ],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    status, sent = done.stdout.split()
+    return int(status), int(sent)
+
+
+def whole(upstream: int) -> dict[str, tuple[str, int]]:
+    """The requests the app read to their end: path -> (method, body size)."""
+    found = httpx.get(f"http://127.0.0.1:{upstream}/seen").json()["whole"]
+    return {path: (method, size) for path, method, size in found}
+
+
+@pytest.fixture(scope="module")
+def upload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 MiB of random bytes: a body that crosses the gateway in many reads."""
+    path = tmp_path_factory.mktemp("upload") / "file.bin"
+    path.write_bytes(os.urandom(3 << 20))
+    return path
+
+
+_JSON = "content-type: application/json"
+_CHUNKED = "transfer-encoding: chunked"
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "allowed"),
+    [
+        ("form", ["--data", "title=x&_method=delete"], False),
+        ("form-escaped", ["--data", "title=x&%5F%6Dethod=DELETE"], False),
+        ("form-php-dotted", ["--data", "title=x&.method=DELETE"], False),
+        ("form-allowed-method", ["--data", "title=x&_method=PATCH"], True),
+        ("form-no-override", ["--data", "title=x&method=DELETE"], True),
+        ("form-chunked", ["-H", _CHUNKED, "--data", "_method=DELETE&title=x"], False),
+        ("form-chunked-allowed", ["-H", _CHUNKED, "--data", "title=x"], True),
+        ("multipart", ["-F", "title=x", "-F", "_method=DELETE"], False),
+        ("multipart-after-a-file", ["-F", "file=@{upload}", "-F", "_method=DELETE"], False),
+        ("multipart-a-file", ["-F", "file=@{upload}", "-F", "_method=PUT"], True),
+        ("json", ["-H", _JSON, "--data", '{"title": "x", "_method": "DELETE"}'], False),
+        ("json-escaped", ["-H", _JSON, "--data", '{"\\u005fmethod": "DELETE"}'], False),
+        ("json-allowed", ["-H", _JSON, "--data", '{"title": "x", "method": "DELETE"}'], True),
+        ("plain-text", ["-H", "content-type: text/plain", "--data", "_method=DELETE"], True),
+    ],
+)
+def test_a_post_whose_body_names_a_denied_method_never_reaches_its_app_whole(
+    harness: tuple[Harness, GatewayThread],
+    upstream: int,
+    upload: Path,
+    name: str,
+    body: list[str],
+    allowed: bool,
+) -> None:
+    """Rails (Rack::MethodOverride), Symfony and Laravel run a POST as the method its body's
+    `_method` field names, in a form, a multipart form or (Laravel) JSON. The gateway reads
+    such a body as it streams to the app, holding back its last byte: a refused method's
+    answer replaces the app's, which never gets the request whole, and the event is that
+    method's decision. Bodies that no framework reads fields from pass as they are."""
+    h, gateway = harness
+    path = f"/echo/{name}"
+    args = [arg.replace("{upload}", str(upload)) for arg in body]
+    status, sent = curl_post(gateway, "tickets.apps.test", path, *args)
+    assert status == (200 if allowed else 404)
+    if allowed:  # every byte arrived, the last one too (curl counts chunks' framing)
+        assert whole(upstream)[path] == ("POST", len(args[-1]) if _CHUNKED in args else sent)
+        assert sent > (3 << 20 if "file" in name else 0)
+    else:
+        assert path not in whole(upstream)
+    (event,) = h.events
+    assert event.details["effect"] == ("allow" if allowed else "deny")
+    if not allowed:
+        assert event.details["rule"] == "tickets-never-deleted"
+        assert event.details["context"]["method"] == "DELETE"  # type: ignore[index]
+
+
+def test_a_body_s_method_is_not_read_where_the_policy_allows_every_method(
+    harness: tuple[Harness, GatewayThread], upstream: int
+) -> None:
+    """The wiki's rule names no methods: a `_method` changes nothing there, so its body is
+    not read and reaches the app as it came."""
+    h, gateway = harness
+    status, _ = curl_post(gateway, "wiki.apps.test", "/echo/wiki-form", "--data", "_method=DELETE")
+    assert status == 200
+    assert whole(upstream)["/echo/wiki-form"] == ("POST", len("_method=DELETE"))
+    assert [e.details["effect"] for e in h.events] == ["allow"]
+
+
+def test_pipelined_posts_are_each_read_for_their_method(
+    harness: tuple[Harness, GatewayThread], upstream: int
+) -> None:
+    """The second request's body has been read ahead, whole, by the time it is decided:
+    it is read for its `_method` before anything of it is sent."""
+    h, gateway = harness
+    cookie = f"{COOKIE}={token('tickets')}"
+
+    def post(path: str, body: bytes) -> bytes:
+        return (
+            b"POST %b HTTP/1.1\r\nhost: tickets.apps.test\r\ncookie: %b\r\n"
+            b"content-type: application/x-www-form-urlencoded\r\ncontent-length: %d\r\n\r\n%b"
+            % (path.encode(), cookie.encode(), len(body), body)
+        )
+
+    first, second = post("/echo/piped-1", b"title=x"), post("/echo/piped-2", b"_method=DELETE")
+    answers = split_responses(raw(gateway.port, first + second, wait=2))
+    assert [status for status, _ in answers] == [200, 404]
+    assert "/echo/piped-1" in whole(upstream) and "/echo/piped-2" not in whole(upstream)
+    assert [e.details["effect"] for e in h.events] == ["allow", "deny"]
 
 
 def websocket(gateway: GatewayThread, cookie: str) -> ClientConnection:

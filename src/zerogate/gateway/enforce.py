@@ -44,6 +44,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+from zerogate.core.http.framing import BodyFraming
+from zerogate.core.http.overrides import ANY, BodyScan, body_scan, method_overrides
 from zerogate.core.memo import Memo
 from zerogate.core.policy.compile import CompiledPolicy, compile_policy
 from zerogate.core.policy.event_line import EventLines, Part, facts
@@ -56,6 +58,7 @@ from zerogate.core.policy.model import (
     ReasonCode,
     RequestContext,
 )
+from zerogate.core.policy.parse import HTTP_METHODS
 from zerogate.core.policy.snapshot import HttpRoute, Snapshot, TcpRoute
 from zerogate.core.tokens import AccessClaims, TokenError, TokenVerifier
 from zerogate.core.tunnel.allowlist import split_target
@@ -247,6 +250,9 @@ class Enforcer:
         done = self._recorder(ctx, decision, version, request, now, part)
         if decision.effect is Effect.ALLOW:
             recheck = self._recheck(token, ctx) if head.upgrade is not None else None
+            check = None
+            if head.method == "POST" and head.framing is not BodyFraming.NONE:
+                check = self._body_check(ctx, decision, version, request, target, now)
             return Forward(
                 target.upstream,
                 headers=self._assertion(token),
@@ -254,10 +260,56 @@ class Enforcer:
                 done=done,
                 path_prefix=target.path_prefix,
                 still_allowed=recheck,
+                body_check=check,
             )
         if decision.effect is Effect.STEP_UP:
             return self._step_up(request, target, done)
         return _denied(decision, done)
+
+    def _body_check(
+        self,
+        ctx: RequestContext,
+        decision: Decision,
+        version: int,
+        request: Request,
+        target: Target,
+        now: datetime,
+    ) -> _BodyCheck | None:
+        """A reader of this allowed POST's body for a `_method` that its app would run it as,
+        when the policy treats some method more strictly than this one: that method's
+        answer replaces the app's, and its decision is the event's."""
+        scan = body_scan(request.head.headers)
+        if scan is None:
+            return None
+        compiled = self.state.compiled
+
+        def stricter(methods: frozenset[str]) -> tuple[RequestContext, Decision] | None:
+            worst: tuple[RequestContext, Decision] | None = None
+            for method in sorted(methods - {"POST"}):
+                other = replace(ctx, method=method)
+                answer = compiled.decide(other)
+                if _STRICTNESS[answer.effect] > _STRICTNESS[(worst or (ctx, decision))[1].effect]:
+                    worst = other, answer
+            return worst
+
+        if stricter(_EVERY_METHOD) is None:
+            return None  # no method is refused where this one is allowed: nothing to read
+
+        def answer(found: list[str]) -> Reply | None:
+            methods = frozenset(found)
+            if ANY in methods:
+                methods = (methods - {ANY}) | _EVERY_METHOD
+            worst = stricter(methods)
+            if worst is None:
+                return None
+            other, refused = worst
+            part = self._lines.part(other, refused, policy_version=version)
+            done = self._recorder(other, refused, version, request, now, part)
+            if refused.effect is Effect.STEP_UP:
+                return self._step_up(request, target, done)
+            return _denied(refused, done)
+
+        return _BodyCheck(scan, answer)
 
     def _tunnel(self, request: Request) -> Forward | Reply:
         """CONNECT to a TCP app's hostname: the same decision as a web request, made once for
@@ -533,22 +585,28 @@ def _bearer(headers: tuple[tuple[bytes, bytes], ...]) -> str | None:
     return None
 
 
-# Where frameworks let a POST stand for another method: headers (Express's method-override,
-# ASP.NET Core, Google's APIs) and the `_method` parameter (Symfony and Laravel read it from
-# the query too). Only POST is ever overridden, so only POST is looked at.
-_OVERRIDE_HEADERS = frozenset({b"x-http-method-override", b"x-http-method", b"x-method-override"})
+# Where frameworks let a POST stand for another method: `core.http.overrides`. Only POST is
+# ever overridden, so only POST is looked at.
 _STRICTNESS = {Effect.ALLOW: 0, Effect.STEP_UP: 1, Effect.DENY: 2}
+# The methods a `_method` may name: those a rule can name, and one that none can (a rule
+# that lists methods holds for none outside the list: every such method is decided alike).
+_EVERY_METHOD = HTTP_METHODS | {"PURGE"}
 
 
-def method_overrides(headers: tuple[tuple[bytes, bytes], ...], query: str) -> tuple[str, ...]:
-    """The other methods a POST asks its app to run it as, upper case, each once."""
-    found: list[str] = []
-    for name, value in headers:
-        if name in _OVERRIDE_HEADERS:
-            found.append(value.decode("latin-1").strip().upper())
-    if "_method" in query:
-        found += [v.strip().upper() for k, v in parse_qsl(query) if k == "_method"]
-    return tuple(m for m in dict.fromkeys(found) if m and m != "POST")
+class _BodyCheck:
+    """`http.BodyCheck`: a body's `_method`s (`core.http.overrides`) and the answer to them."""
+
+    def __init__(self, scan: BodyScan, answer: Callable[[list[str]], Reply | None]) -> None:
+        self.scan = scan
+        self.answer = answer
+
+    def feed(self, chunk: bytes) -> Reply | None:
+        found = self.scan.feed(chunk)
+        return self.answer(found) if found else None
+
+    def finish(self) -> Reply | None:
+        found = self.scan.finish()
+        return self.answer(found) if found else None
 
 
 # What a path and query may hold as they are (RFC 3986 §3.3, §3.4): everything else is

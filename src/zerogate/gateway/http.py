@@ -42,7 +42,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -170,6 +170,9 @@ class Forward:
     # For upgraded (long-lived) connections: asked again whenever the policy changes;
     # False cuts the connection (a WebSocket whose grant was revoked).
     still_allowed: Callable[[], bool] | None = None
+    # For a body that may name another method for its app to run (`_method`): reads the
+    # body as it passes; a `Reply` instead of the app's answer if that method is refused.
+    body_check: BodyCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,14 @@ class Reply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
     content_type: bytes = b"text/html; charset=utf-8"
     done: Callable[[Outcome], None] | None = None
+
+
+class BodyCheck(Protocol):
+    """Reads a request's body on its way to the app (see `Forward.body_check`)."""
+
+    def feed(self, chunk: bytes) -> Reply | None: ...
+
+    def finish(self) -> Reply | None: ...
 
 
 Handler = Callable[[Request], Forward | Reply]
@@ -347,6 +358,8 @@ class Cycle:
         self.bytes_out = 0
         self.timer: asyncio.TimerHandle | None = None
         self.deadline = 0.0  # for the answer: `response_timeout` after the request's last byte
+        self.check: BodyCheck | None = None  # reads the body until its end (`start_check`)
+        self.reserve = b""  # the body's last byte so far, held while `check` reads
 
     def abandon(self) -> None:
         """Stop this exchange where it is: no timer, no upstream, nothing more to the client."""
@@ -359,8 +372,25 @@ class Cycle:
 
     # --- request body, from the client parser -----------------------------------------------
 
+    def start_check(self, check: BodyCheck) -> Reply | None:
+        """Read the body with `check` before the app has it whole: what was read ahead now,
+        the rest as it comes."""
+        for chunk in self.body:
+            reply = check.feed(chunk)
+            if reply is not None:
+                return reply
+        if self.body_done:
+            return check.finish()
+        self.check = check
+        return None
+
     def feed_body(self, chunk: bytes) -> None:
         self.bytes_in += len(chunk)
+        if self.check is not None:
+            reply = self.check.feed(chunk)
+            if reply is not None:
+                self.conn.overridden(self, reply)
+                return
         if self.upstream is not None:
             self._send_body(chunk)
             return
@@ -375,7 +405,16 @@ class Cycle:
         if self.body_done:
             return  # no body: its end was known with the head
         self.body_done = True
+        check, self.check = self.check, None
+        if check is not None:
+            reply = check.finish()
+            if reply is not None:
+                self.conn.overridden(self, reply)
+                return
         if self.upstream is not None:
+            if self.reserve:
+                self.upstream.write(self.reserve)
+                self.reserve = b""
             if self.chunked_in:
                 self.upstream.write(b"0\r\n\r\n")
             self._progress()
@@ -384,8 +423,14 @@ class Cycle:
         assert self.upstream is not None
         if self.chunked_in:
             self.upstream.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-        else:
+        elif self.check is None:
             self.upstream.write(chunk)
+        else:
+            # An app acts on a request only once it has the whole of it: while the check
+            # reads, the last byte waits (a chunked body's end waits in `complete_body`).
+            chunk, self.reserve = self.reserve + chunk[:-1], chunk[-1:]
+            if chunk:
+                self.upstream.write(chunk)
         if self.upstream.write_paused:
             self.conn.pause("upstream")
         self._progress()
@@ -816,6 +861,11 @@ class ClientConnection(asyncio.Protocol):
             self.answer(cycle, decision)
             return
         cycle.forward = decision
+        if decision.body_check is not None:
+            refused = cycle.start_check(decision.body_check)
+            if refused is not None:
+                self.overridden(cycle, refused)
+                return
         if head.method == "CONNECT":
             self.gateway.loop.create_task(self._open_tunnel(cycle, decision))
             return
@@ -889,6 +939,24 @@ class ClientConnection(asyncio.Protocol):
         self.report(cycle)
         self.write(bytes(out))
         self.finish(cycle)
+
+    def overridden(self, cycle: Cycle, reply: Reply) -> None:
+        """The body named a method that the policy refuses (`Forward.body_check`): the app,
+        which never got the request whole, loses it, and the client gets `reply`, whose
+        event (the stricter decision's) is the exchange's."""
+        cycle.check = None
+        cycle.forward = None
+        cycle.body.clear()
+        cycle.body_buffered = 0
+        self.resume("buffer")
+        if cycle.upstream is not None:
+            cycle.upstream.abort()
+            cycle.upstream = None
+        if cycle.head_sent:  # the app answered before the body ended: too late to answer
+            cycle.reply = reply
+            self.finish(cycle, "the body named a method the policy refuses", cut=True)
+            return
+        self.answer(cycle, reply)
 
     def answer_error(self, cycle: Cycle, status: int, text: str) -> None:
         cycle.keep_alive = False
