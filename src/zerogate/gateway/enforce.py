@@ -282,6 +282,7 @@ class Enforcer:
         if scan is None:
             return None
         compiled = self.state.compiled
+        ctx = replace(ctx, now=now)  # a remembered context holds its first request's time
 
         def stricter(methods: frozenset[str]) -> tuple[RequestContext, Decision] | None:
             worst: tuple[RequestContext, Decision] | None = None
