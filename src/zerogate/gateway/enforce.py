@@ -39,7 +39,7 @@ import os
 import secrets
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -237,12 +237,8 @@ class Enforcer:
         else:
             ctx = self._context(claims, target, now, request, head.method, request.path)
             decision, timeless = state.compiled.decide_once(ctx)
-            for method in overrides:
-                # The app may run the request as this method: the stricter answer stands.
-                other = replace(ctx, method=method)
-                answer = state.compiled.decide(other)
-                if _STRICTNESS[answer.effect] > _STRICTNESS[decision.effect]:
-                    ctx, decision = other, answer
+            if overrides:  # the app may run it as one of these: the strictest answer stands
+                ctx, decision = _strictest(state.compiled, ctx, decision, overrides)
             part = self._lines.part(ctx, decision, policy_version=version)
             if timeless and not overrides:
                 size = _DECISION_BYTES + 2 * len(request.path)
@@ -284,26 +280,19 @@ class Enforcer:
         compiled = self.state.compiled
         ctx = replace(ctx, now=now)  # a remembered context holds its first request's time
 
-        def stricter(methods: frozenset[str]) -> tuple[RequestContext, Decision] | None:
-            worst: tuple[RequestContext, Decision] | None = None
-            for method in sorted(methods - {"POST"}):
-                other = replace(ctx, method=method)
-                answer = compiled.decide(other)
-                if _STRICTNESS[answer.effect] > _STRICTNESS[(worst or (ctx, decision))[1].effect]:
-                    worst = other, answer
-            return worst
+        def stricter(methods: frozenset[str]) -> tuple[RequestContext, Decision]:
+            return _strictest(compiled, ctx, decision, sorted(methods - {"POST"}))
 
-        if stricter(_EVERY_METHOD) is None:
+        if stricter(_EVERY_METHOD)[1] is decision:
             return None  # no method is refused where this one is allowed: nothing to read
 
         def answer(found: list[str]) -> Reply | None:
             methods = frozenset(found)
             if ANY in methods:
                 methods = (methods - {ANY}) | _EVERY_METHOD
-            worst = stricter(methods)
-            if worst is None:
+            other, refused = stricter(methods)
+            if refused is decision:
                 return None
-            other, refused = worst
             part = self._lines.part(other, refused, policy_version=version)
             done = self._recorder(other, refused, version, request, now, part)
             if refused.effect is Effect.STEP_UP:
@@ -592,6 +581,19 @@ _STRICTNESS = {Effect.ALLOW: 0, Effect.STEP_UP: 1, Effect.DENY: 2}
 # The methods a `_method` may name: those a rule can name, and one that none can (a rule
 # that lists methods holds for none outside the list: every such method is decided alike).
 _EVERY_METHOD = HTTP_METHODS | {"PURGE"}
+
+
+def _strictest(
+    compiled: CompiledPolicy, ctx: RequestContext, decision: Decision, methods: Iterable[str]
+) -> tuple[RequestContext, Decision]:
+    """`ctx` decided as each of `methods` too: the first strictest answer, with its context
+    (`ctx` and `decision` themselves if none is stricter)."""
+    for method in methods:
+        other = replace(ctx, method=method)
+        answer = compiled.decide(other)
+        if _STRICTNESS[answer.effect] > _STRICTNESS[decision.effect]:
+            ctx, decision = other, answer
+    return ctx, decision
 
 
 class _BodyCheck:
