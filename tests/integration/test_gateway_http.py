@@ -164,6 +164,21 @@ def test_a_slow_upstream_is_a_504(upstream: int) -> None:
     assert response.status_code == 504
 
 
+def test_a_slow_answer_after_a_quick_one_on_the_same_connection_is_a_504(upstream: int) -> None:
+    """One timer serves every answer of a connection: the quick answer's deadline has passed
+    when it fires, and the slow request that came later is still cut at its own."""
+    options = Options(response_timeout=0.5)
+    with (
+        GatewayThread(handler_for(upstream), free_port(), options) as gateway,
+        httpx.Client(base_url=f"http://127.0.0.1:{gateway.port}", headers={"host": HOST}) as web,
+    ):
+        assert web.get("/").status_code == 200
+        time.sleep(0.3)  # the first answer's deadline is now due before the second's
+        slow = web.get("/slow?seconds=3")
+        assert web.get("/").status_code == 200  # a new connection: the 504 closed that one
+    assert slow.status_code == 504
+
+
 def test_an_upload_slower_than_the_response_timeout_is_not_cut(upstream: int) -> None:
     """The response timeout counts from the request's last byte: an upload that keeps coming
     for longer than it (a large file on a slow link) is not answered 504 halfway."""

@@ -356,16 +356,17 @@ class Cycle:
         self.status = 0
         self.bytes_in = 0
         self.bytes_out = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.deadline = 0.0  # for the answer: `response_timeout` after the request's last byte
+        # Whether the app's answer is being timed, and until when: `response_timeout` after
+        # the request's last byte, moved on by progress (the connection's `watch_answer`).
+        self.timed = False
+        self.deadline = 0.0
         self.check: BodyCheck | None = None  # reads the body until its end (`start_check`)
         self.reserve = b""  # the body's last byte so far, held while `check` reads
 
     def abandon(self) -> None:
         """Stop this exchange where it is: no timer, no upstream, nothing more to the client."""
         self.finished = True
-        if self.timer is not None:
-            self.timer.cancel()
+        self.timed = False
         if self.upstream is not None:
             self.upstream.abort()
             self.upstream = None
@@ -439,7 +440,7 @@ class Cycle:
         """The exchange moved (the app got more of the request, or sent more of its answer,
         or the client reads again): the app's time to answer, or to go on, counts from now.
         Only silence counts: an upload or a download may take longer than the timeout."""
-        if self.timer is not None:
+        if self.timed:
             self.deadline = (
                 self.conn.gateway.loop.time() + self.conn.gateway.options.response_timeout
             )
@@ -466,9 +467,9 @@ class Cycle:
             self.conn.held_upstream = upstream  # flushed when data_received returns
         else:
             self.conn.flush_upstream(upstream)
-        loop = self.conn.gateway.loop
-        self.deadline = loop.time() + self.conn.gateway.options.response_timeout
-        self.timer = loop.call_at(self.deadline, self._response_timeout)
+        self.deadline = self.conn.gateway.loop.time() + self.conn.gateway.options.response_timeout
+        self.timed = True
+        self.conn.watch_answer(self.deadline)
 
     def app_may_send(self) -> None:
         """The client reads again: the app's silence counts from now, not from before the
@@ -476,11 +477,11 @@ class Cycle:
         if self.head_sent:
             self._progress()
 
-    def _response_timeout(self) -> None:
-        # One timer per exchange; each piece of the body sent or received moves only
-        # `deadline`.
-        self.timer = None
-        if self.upstream is None or self.finished:
+    def response_due(self) -> None:
+        """The connection's answer timer fired: cut the exchange if its app has been silent
+        for `response_timeout`, else have the timer fire again at the new deadline. Each piece
+        of the body sent or received moves only `deadline`."""
+        if not self.timed or self.upstream is None or self.finished:
             return
         loop = self.conn.gateway.loop
         if self.head_sent and self.conn.write_paused:
@@ -488,8 +489,9 @@ class Cycle:
             # is the client's, and the client's own stall timer governs it.
             self.deadline = loop.time() + self.conn.gateway.options.response_timeout
         if loop.time() < self.deadline:
-            self.timer = loop.call_at(self.deadline, self._response_timeout)
+            self.conn.watch_answer(self.deadline)
             return
+        self.timed = False
         upstream, self.upstream = self.upstream, None
         upstream.abort()
         if self.head_sent:
@@ -555,9 +557,7 @@ class Cycle:
         out += b"\r\n"
         self.head_sent = True
         if no_body or self.length_out == 0 or status == 101:
-            if self.timer is not None:  # a tunnel may stay silent; other answers end here
-                self.timer.cancel()
-                self.timer = None
+            self.timed = False  # a tunnel may stay silent; other answers end here
             if status != 101:
                 self.conn.report(self)  # these bytes are the whole answer
         else:  # the body must keep coming: `response_timeout` is now for its silences
@@ -583,9 +583,7 @@ class Cycle:
 
     def upstream_failed(self, why: str) -> None:
         self.upstream = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.timed = False
         if self.finished:
             return
         if not self.head_sent:
@@ -647,6 +645,9 @@ class ClientConnection(asyncio.Protocol):
         self._timer_at = 0.0
         self._deadline = 0.0
         self._on_timeout: Callable[[], None] | None = None
+        # The timer of the apps' answers (see `watch_answer`) and when it fires.
+        self._answer_timer: asyncio.TimerHandle | None = None
+        self._answer_timer_at = 0.0
         # Write coalescing (see `hold`): what is written to the client while held, the upstream
         # connection holding a request's bytes, and whether the client's bytes are being parsed.
         self._held: list[bytes] | None = None
@@ -746,6 +747,9 @@ class ClientConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()  # no timer outlives its connection, or keeps it in memory
             self._timer = None
+        if self._answer_timer is not None:
+            self._answer_timer.cancel()
+            self._answer_timer = None
         if self._stall_timer is not None:
             self._stall_timer.cancel()
             self._stall_timer = None
@@ -966,9 +970,7 @@ class ClientConnection(asyncio.Protocol):
         if cycle.finished:
             return
         cycle.finished = True
-        if cycle.timer is not None:
-            cycle.timer.cancel()
-            cycle.timer = None
+        cycle.timed = False
         self.report(cycle, error)
         if self.cycles and self.cycles[0] is cycle:
             self.cycles.popleft()
@@ -1230,6 +1232,24 @@ class ClientConnection(asyncio.Protocol):
             return
         self._on_timeout = None
         callback()
+
+    def watch_answer(self, deadline: float) -> None:
+        """Have `Cycle.response_due` called for the exchanges being timed by `deadline`.
+
+        As with `_arm`, one timer serves every request of the connection, rather than one made
+        and cancelled per request (2 µs each): a timer already due sooner is kept, and when it
+        fires each exchange still timed either is cut or asks again for its own deadline."""
+        if self._answer_timer is not None:
+            if self._answer_timer_at <= deadline:
+                return
+            self._answer_timer.cancel()
+        self._answer_timer_at = deadline
+        self._answer_timer = self.gateway.loop.call_at(deadline, self._answer_timer_fired)
+
+    def _answer_timer_fired(self) -> None:
+        self._answer_timer = None
+        for cycle in list(self.cycles):  # a cut exchange leaves the queue
+            cycle.response_due()
 
     def _idle(self) -> None:
         self._arm(self.gateway.options.idle_timeout, self.close)
