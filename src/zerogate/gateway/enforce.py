@@ -72,10 +72,17 @@ CALLBACK = "/.zerogate/callback"
 # An app's "Sign out" link (Pomerium's /.pomerium/sign_out, Cloudflare's /cdn-cgi/access/logout)
 SIGN_OUT = "/.zerogate/sign_out"
 HSTS = (b"strict-transport-security", b"max-age=31536000")
-_TOKEN_CACHE_LIMIT = 100_000
+# Verified tokens, by the memory they hold: a token and its claims take 2 (200 groups) to 3
+# (2 groups) times its length, their group names shared (`tokens._texts`). Counted in
+# entries (100,000), anybody who mints tokens at will (/portal/token) could make a worker
+# hold gigabytes of them.
+_TOKEN_CACHE_BYTES = 64 << 20
+_TOKEN_BYTES = 3  # per character of the token: the token, its claims, the entry
 _ADDRESS_CACHE_LIMIT = 100_000
 _COOKIE_BYTES = 4 << 20  # Cookie headers remembered, by size
-_ASSERTION_LIMIT = 4096  # tokens whose identity header is kept
+_GROUP_SETS_BYTES = 16 << 20  # the sets of groups contexts hold, by size (see `_group_set`)
+_GROUP_BYTES = 64  # per group in a set: its slots in the set's table and in the key's tuple
+_ASSERTION_BYTES = 16 << 20  # identity headers kept: each holds its token twice (key, value)
 # Remembered decisions, by the memory they hold: each keeps its key (the token is shared),
 # a context and a line part, about 1.8 kB besides its path, which it holds twice (in the
 # context and, JSON-escaped, in the part). Counted in entries, 20,000 decisions for 8 kB
@@ -187,7 +194,7 @@ class Enforcer:
         self.audit = audit
         self._lines = EventLines(gateway)
         self.clock = clock
-        self._tokens: Memo[str, tuple[AccessClaims, float]] = Memo(_TOKEN_CACHE_LIMIT)
+        self._tokens: Memo[str, tuple[AccessClaims, float]] = Memo(_TOKEN_CACHE_BYTES)
         # Event ids: 64 random bits for this process's life, then a counter. Unique across
         # gateways and restarts like a random id, without a getrandom call per request.
         self._event_prefix = os.urandom(8).hex()
@@ -195,7 +202,8 @@ class Enforcer:
         # Parsed client addresses: `ipaddress` parses in Python, and clients come back.
         self._addresses: Memo[str, IPAddress] = Memo(_ADDRESS_CACHE_LIMIT)
         self._cookies: Memo[bytes, tuple[bool, str | None]] = Memo(_COOKIE_BYTES)
-        self._assertions: Memo[str, tuple[tuple[bytes, bytes], ...]] = Memo(_ASSERTION_LIMIT)
+        self._group_sets: Memo[tuple[str, ...], frozenset[str]] = Memo(_GROUP_SETS_BYTES)
+        self._assertions: Memo[str, tuple[tuple[bytes, bytes], ...]] = Memo(_ASSERTION_BYTES)
         # Timeless decisions, with the request context they were made for (its clock aside)
         # and the part of their audit line that does not change (`EventLines.part`).
         self._decisions: Memo[
@@ -241,7 +249,8 @@ class Enforcer:
                 ctx, decision = _strictest(state.compiled, ctx, decision, overrides)
             part = self._lines.part(ctx, decision, policy_version=version)
             if timeless and not overrides:
-                size = _DECISION_BYTES + 2 * len(request.path)
+                # The part's text grows with the groups (200 of them: 2.7 kB).
+                size = _DECISION_BYTES + 2 * len(request.path) + len(part[0])
                 self._decisions.put(key, (ctx, decision, part), size)
         done = self._recorder(ctx, decision, version, request, now, part)
         if decision.effect is Effect.ALLOW:
@@ -339,7 +348,7 @@ class Enforcer:
             app=target.app,
             now=now,
             source_ip=self._address(request.client),
-            groups=frozenset(claims.groups),
+            groups=self._group_set(claims.groups),
             department=claims.department,
             office=claims.office,
             principal=PrincipalKind.SERVICE
@@ -351,6 +360,15 @@ class Enforcer:
             auth_time=claims.auth_time,
             identity_provider=claims.identity_provider,
         )
+
+    def _group_set(self, groups: tuple[str, ...]) -> frozenset[str]:
+        """The groups of a token as the set a context holds, one set for every context with
+        these groups: 200 groups make an 8 kB set, which each remembered decision kept its
+        own copy of."""
+        found = self._group_sets.get(groups)
+        if found is None:
+            found = self._group_sets.put(groups, frozenset(groups), _GROUP_BYTES * len(groups))
+        return found
 
     def _token(self, headers: tuple[tuple[bytes, bytes], ...]) -> str | None:
         """The session cookie from the first Cookie header that names it. What each header
@@ -370,7 +388,8 @@ class Enforcer:
         per token, so a repeated request forwards the same header (see `upstream_request`)."""
         headers = self._assertions.get(token)
         if headers is None:
-            headers = self._assertions.put(token, ((b"x-zerogate-assertion", token.encode()),))
+            value = ((b"x-zerogate-assertion", token.encode()),)
+            headers = self._assertions.put(token, value, 2 * len(token))
         return headers
 
     def _address(self, client: str) -> IPAddress:
@@ -421,7 +440,7 @@ class Enforcer:
             )
         except TokenError:
             return None
-        self._tokens.put(token, (claims, claims.expires_at.timestamp()))
+        self._tokens.put(token, (claims, claims.expires_at.timestamp()), _TOKEN_BYTES * len(token))
         return claims
 
     def _return_url(self, request: Request) -> str:
