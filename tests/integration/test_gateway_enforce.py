@@ -780,3 +780,46 @@ def test_verified_tokens_stay_within_their_memory(upstream: int) -> None:
     finally:
         tracemalloc.stop()
     assert grown < 140 << 20, f"{grown >> 20} MB"
+
+
+def test_a_body_s_method_is_decided_at_the_request_s_own_time(
+    harness: tuple[Harness, GatewayThread], upstream: int
+) -> None:
+    """The POST's own decision is remembered (no condition of it reads the clock); the
+    method its body names is decided when the body arrives, not at the time of the
+    decision remembered: a DELETE allowed only by day is refused once the day is over."""
+    h, gateway = harness
+    now = datetime.now(UTC)
+    window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
+    every_day = "[mon, tue, wed, thu, fri, sat, sun]"
+    policy = parse_policy(
+        "rules:\n"
+        "  - name: eng-wiki\n"
+        "    who: {groups: [eng]}\n"
+        "    what: {apps: [wiki], methods: [GET, POST]}\n"
+        "  - name: eng-wiki-delete-by-day\n"
+        "    who: {groups: [eng]}\n"
+        "    what: {apps: [wiki], methods: [DELETE]}\n"
+        f"    when: {{time: {{weekdays: {every_day}, hours: '{window}', time_zone: UTC}}}}\n"
+    )
+    by_day = replace(h.snapshot, serial=2, policy=policy)
+    gateway.call(lambda: h.enforcer.swap(build_state(by_day, jwks([KEY]))))
+    minted = token("wiki", expires_at=now + timedelta(hours=4))
+
+    def post(path: str, body: str) -> int:
+        done = subprocess.run(
+            [
+                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
+                "-H", "host: wiki.apps.test", "-H", f"cookie: {COOKIE}={minted}",
+                "--data", body, f"http://127.0.0.1:{gateway.port}{path}",
+            ],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return int(done.stdout)
+
+    assert post("/echo/by-day", "_method=DELETE") == 200  # by day: the DELETE is allowed
+    h.clock_offset = 3 * 3600  # the day is over; the POST's decision is still remembered
+    assert post("/echo/by-day", "title=x") == 200
+    assert post("/echo/by-day", "_method=DELETE") == 403
+    assert [e.details["effect"] for e in h.events] == ["allow", "allow", "deny"]
+    assert h.events[-1].details["context"]["method"] == "DELETE"  # type: ignore[index]
