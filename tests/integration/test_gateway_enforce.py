@@ -823,3 +823,79 @@ def test_a_body_s_method_is_decided_at_the_request_s_own_time(
     assert post("/echo/by-day", "_method=DELETE") == 403
     assert [e.details["effect"] for e in h.events] == ["allow", "allow", "deny"]
     assert h.events[-1].details["context"]["method"] == "DELETE"  # type: ignore[index]
+
+
+def test_a_post_found_plain_is_read_again_once_the_policy_changes(
+    harness: tuple[Harness, GatewayThread], upstream: int
+) -> None:
+    """Where no method is stricter than POST, the gateway remembers that it need not read
+    the POST's body; a new policy that refuses DELETE must make it read the body again."""
+    h, gateway = harness
+    minted = token("wiki")
+
+    def post(body: str) -> int:
+        done = subprocess.run(
+            [
+                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
+                "-H", "host: wiki.apps.test", "-H", f"cookie: {COOKIE}={minted}",
+                "--data", body, f"http://127.0.0.1:{gateway.port}/echo/plain-post",
+            ],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return int(done.stdout)
+
+    assert post("_method=DELETE") == 200  # the wiki's rule names no method: nothing to read
+    assert post("_method=DELETE") == 200  # remembered
+    no_deletes = parse_policy(
+        POLICY
+        + "  - name: wiki-never-deleted\n"
+        + "    who: everyone\n"
+        + "    what: {apps: [wiki], methods: [DELETE]}\n"
+        + "    effect: deny\n"
+    )
+    changed = replace(h.snapshot, serial=2, policy=no_deletes)
+    gateway.call(lambda: h.enforcer.swap(build_state(changed, jwks([KEY]))))
+    assert post("_method=DELETE") == 404
+    assert [e.details["effect"] for e in h.events] == ["allow", "allow", "deny"]
+    assert h.events[-1].details["rule"] == "wiki-never-deleted"
+
+
+def test_a_post_is_not_remembered_as_plain_when_a_method_s_answer_depends_on_the_time(
+    harness: tuple[Harness, GatewayThread], upstream: int
+) -> None:
+    """No method is stricter than POST now, but DELETE is refused at night: that "none" is
+    not remembered, and the same POST at night is refused."""
+    h, gateway = harness
+    now = datetime.now(UTC)
+    night = f"{(now + timedelta(hours=2)):%H:%M}-{(now + timedelta(hours=3)):%H:%M}"
+    every_day = "[mon, tue, wed, thu, fri, sat, sun]"
+    policy = parse_policy(
+        "rules:\n"
+        "  - name: eng-wiki\n"
+        "    who: {groups: [eng]}\n"
+        "    what: {apps: [wiki]}\n"
+        "  - name: wiki-no-deletes-at-night\n"
+        "    who: everyone\n"
+        "    what: {apps: [wiki], methods: [DELETE]}\n"
+        f"    when: {{time: {{weekdays: {every_day}, hours: '{night}', time_zone: UTC}}}}\n"
+        "    effect: deny\n"
+    )
+    nightly = replace(h.snapshot, serial=2, policy=policy)
+    gateway.call(lambda: h.enforcer.swap(build_state(nightly, jwks([KEY]))))
+    minted = token("wiki", expires_at=now + timedelta(hours=4))
+
+    def post(body: str) -> int:
+        done = subprocess.run(
+            [
+                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
+                "-H", "host: wiki.apps.test", "-H", f"cookie: {COOKIE}={minted}",
+                "--data", body, f"http://127.0.0.1:{gateway.port}/echo/by-night",
+            ],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return int(done.stdout)
+
+    assert post("_method=DELETE") == 200  # by day
+    h.clock_offset = 2.5 * 3600  # night
+    assert post("_method=DELETE") == 404
+    assert h.events[-1].details["rule"] == "wiki-no-deletes-at-night"

@@ -89,6 +89,9 @@ _ASSERTION_BYTES = 16 << 20  # identity headers kept: each holds its token twice
 # paths held 350 MB per worker, for any signed-in person who asked for them.
 _DECISION_CACHE_BYTES = 40 << 20
 _DECISION_BYTES = 2048
+_DecisionKey = tuple[str, str, str, str, str]  # token, app, method, path, client address
+_PLAIN_POSTS_BYTES = 8 << 20
+_DECISION_KEY_BYTES = 256  # a key's tuple and entry; its token is the remembered decision's
 _NOT_FOUND = Reply(404, status_page(404, "There is nothing here.").body, (HSTS,))
 _PROXY_AUTH = Reply(
     407,
@@ -202,19 +205,22 @@ class Enforcer:
         # Parsed client addresses: `ipaddress` parses in Python, and clients come back.
         self._addresses: Memo[str, IPAddress] = Memo(_ADDRESS_CACHE_LIMIT)
         self._cookies: Memo[bytes, tuple[bool, str | None]] = Memo(_COOKIE_BYTES)
+        # POSTs (by their remembered decision's key) whose `_method` could change nothing.
+        self._plain_posts: Memo[_DecisionKey, bool] = Memo(_PLAIN_POSTS_BYTES)
         self._group_sets: Memo[tuple[str, ...], frozenset[str]] = Memo(_GROUP_SETS_BYTES)
         self._assertions: Memo[str, tuple[tuple[bytes, bytes], ...]] = Memo(_ASSERTION_BYTES)
         # Timeless decisions, with the request context they were made for (its clock aside)
         # and the part of their audit line that does not change (`EventLines.part`).
-        self._decisions: Memo[
-            tuple[str, str, str, str, str], tuple[RequestContext, Decision, Part]
-        ] = Memo(_DECISION_CACHE_BYTES)
+        self._decisions: Memo[_DecisionKey, tuple[RequestContext, Decision, Part]] = Memo(
+            _DECISION_CACHE_BYTES
+        )
 
     def swap(self, state: State) -> None:
         """Take a new snapshot: one assignment, so a request sees the old or the new, whole."""
         self.state = state
         self._tokens.clear()  # a new JWKS may have dropped a key
         self._decisions.clear()  # decided under the old policy
+        self._plain_posts.clear()
 
     def handle(self, request: Request) -> Forward | Reply:
         state = self.state
@@ -239,6 +245,7 @@ class Enforcer:
         key = (token, target.app.name, head.method, request.path, request.client)
         overrides = method_overrides(head.headers, head.query) if head.method == "POST" else ()
         remembered = None if overrides else self._decisions.get(key)
+        timeless = remembered is not None
         version = state.snapshot.policy_version
         if remembered is not None:
             ctx, decision, part = remembered
@@ -248,7 +255,8 @@ class Enforcer:
             if overrides:  # the app may run it as one of these: the strictest answer stands
                 ctx, decision = _strictest(state.compiled, ctx, decision, overrides)
             part = self._lines.part(ctx, decision, policy_version=version)
-            if timeless and not overrides:
+            timeless = timeless and not overrides
+            if timeless:
                 # The part's text grows with the groups (200 of them: 2.7 kB).
                 size = _DECISION_BYTES + 2 * len(request.path) + len(part[0])
                 self._decisions.put(key, (ctx, decision, part), size)
@@ -257,7 +265,8 @@ class Enforcer:
             recheck = self._recheck(token, ctx) if head.upgrade is not None else None
             check = None
             if head.method == "POST" and head.framing is not BodyFraming.NONE:
-                check = self._body_check(ctx, decision, version, request, target, now)
+                remember = key if timeless else None
+                check = self._body_check(ctx, decision, version, request, target, now, remember)
             return Forward(
                 target.upstream,
                 headers=self._assertion(token),
@@ -279,12 +288,17 @@ class Enforcer:
         request: Request,
         target: Target,
         now: datetime,
+        key: _DecisionKey | None,
     ) -> _BodyCheck | None:
         """A reader of this allowed POST's body for a `_method` that its app would run it as,
         when the policy treats some method more strictly than this one: that method's
-        answer replaces the app's, and its decision is the event's."""
+        answer replaces the app's, and its decision is the event's.
+
+        Whether any method is stricter takes ten decisions. For a POST whose own decision is
+        remembered (`key`) and that none of the ten read the clock for, a "none" is
+        remembered too, until the next snapshot."""
         scan = body_scan(request.head.headers)
-        if scan is None:
+        if scan is None or (key is not None and key in self._plain_posts):
             return None
         compiled = self.state.compiled
         ctx = replace(ctx, now=now)  # a remembered context holds its first request's time
@@ -292,7 +306,10 @@ class Enforcer:
         def stricter(methods: frozenset[str]) -> tuple[RequestContext, Decision]:
             return _strictest(compiled, ctx, decision, sorted(methods - {"POST"}))
 
-        if stricter(_EVERY_METHOD)[1] is decision:
+        nothing, always = _nothing_stricter(compiled, ctx, decision)
+        if nothing:
+            if key is not None and always:
+                self._plain_posts.put(key, True, _DECISION_KEY_BYTES + 2 * len(key[3]))
             return None  # no method is refused where this one is allowed: nothing to read
 
         def answer(found: list[str]) -> Reply | None:
@@ -600,6 +617,21 @@ _STRICTNESS = {Effect.ALLOW: 0, Effect.STEP_UP: 1, Effect.DENY: 2}
 # The methods a `_method` may name: those a rule can name, and one that none can (a rule
 # that lists methods holds for none outside the list: every such method is decided alike).
 _EVERY_METHOD = HTTP_METHODS | {"PURGE"}
+_OTHER_METHODS = sorted(_EVERY_METHOD - {"POST"})
+
+
+def _nothing_stricter(
+    compiled: CompiledPolicy, ctx: RequestContext, decision: Decision
+) -> tuple[bool, bool]:
+    """Whether no other method is answered more strictly than `decision` for `ctx`, and
+    whether that holds at any time (no decision that took part read the clock)."""
+    always = True
+    for method in _OTHER_METHODS:
+        answer, timeless = compiled.decide_once(replace(ctx, method=method))
+        if _STRICTNESS[answer.effect] > _STRICTNESS[decision.effect]:
+            return False, False
+        always = always and timeless
+    return True, always
 
 
 def _strictest(
