@@ -534,13 +534,17 @@ def test_a_post_that_stands_for_a_denied_method_is_denied(
         assert event.details["context"]["method"] == "DELETE"  # type: ignore[index]
 
 
-def curl_post(gateway: GatewayThread, host: str, path: str, *args: str) -> tuple[int, int]:
-    """POST with real curl (`args`: its body options); the status and the bytes sent."""
+def curl_post(
+    gateway: GatewayThread, host: str, path: str, *args: str, minted: str | None = None
+) -> tuple[int, int]:
+    """POST with real curl (`args`: its body options) and a fresh token for the host's app,
+    or the one `minted`; the status and the bytes sent."""
+    cookie = minted or token(host.split(".")[0])
     done = subprocess.run(
         [
             "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_upload}",
             "--max-time", "30",
-            "-H", f"host: {host}", "-H", f"cookie: {COOKIE}={token(host.split('.')[0])}",
+            "-H", f"host: {host}", "-H", f"cookie: {COOKIE}={cookie}",
             *args, f"http://127.0.0.1:{gateway.port}{path}",
         ],
         capture_output=True, text=True, check=True,
@@ -650,6 +654,20 @@ def test_pipelined_posts_are_each_read_for_their_method(
     assert [e.details["effect"] for e in h.events] == ["allow", "deny"]
 
 
+def daily(start: datetime, end: datetime) -> str:
+    """A rule's `when` line: every day from `start` to `end` (their times of day, UTC)."""
+    every_day = "[mon, tue, wed, thu, fri, sat, sun]"
+    hours = f"{start:%H:%M}-{end:%H:%M}"
+    return f"    when: {{time: {{weekdays: {every_day}, hours: '{hours}', time_zone: UTC}}}}\n"
+
+
+def swap_policy(h: Harness, gateway: GatewayThread, text: str) -> Snapshot:
+    """The gateway takes a snapshot of the harness's with the policy `text` (serial 2)."""
+    changed = replace(h.snapshot, serial=2, policy=parse_policy(text))
+    gateway.call(lambda: h.enforcer.swap(build_state(changed, jwks([KEY]))))
+    return changed
+
+
 def websocket(gateway: GatewayThread, cookie: str) -> ClientConnection:
     sock = socket.create_connection(("127.0.0.1", gateway.port))
     headers = {"cookie": f"{COOKIE}={cookie}"}
@@ -666,17 +684,14 @@ def test_a_websocket_outlives_its_token_but_not_its_time_window(
     used to), the policy's time window closing does."""
     h, gateway = harness
     now = datetime.now(UTC)
-    window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
-    every_day = "[mon, tue, wed, thu, fri, sat, sun]"
-    policy = parse_policy(
+    by_day = swap_policy(
+        h,
+        gateway,
         "rules:\n"
         "  - name: eng-wiki-by-day\n"
         "    who: {groups: [eng]}\n"
-        "    what: {apps: [wiki]}\n"
-        f"    when: {{time: {{weekdays: {every_day}, hours: '{window}', time_zone: UTC}}}}\n"
+        "    what: {apps: [wiki]}\n" + daily(now - timedelta(hours=1), now + timedelta(hours=1)),
     )
-    by_day = replace(h.snapshot, serial=2, policy=policy)
-    gateway.call(lambda: h.enforcer.swap(build_state(by_day, jwks([KEY]))))
     with websocket(gateway, token("wiki")) as ws:
         ws.send("hello")
         assert ws.recv(timeout=5) == "hello"
@@ -790,9 +805,9 @@ def test_a_body_s_method_is_decided_at_the_request_s_own_time(
     decision remembered: a DELETE allowed only by day is refused once the day is over."""
     h, gateway = harness
     now = datetime.now(UTC)
-    window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
-    every_day = "[mon, tue, wed, thu, fri, sat, sun]"
-    policy = parse_policy(
+    swap_policy(
+        h,
+        gateway,
         "rules:\n"
         "  - name: eng-wiki\n"
         "    who: {groups: [eng]}\n"
@@ -800,22 +815,12 @@ def test_a_body_s_method_is_decided_at_the_request_s_own_time(
         "  - name: eng-wiki-delete-by-day\n"
         "    who: {groups: [eng]}\n"
         "    what: {apps: [wiki], methods: [DELETE]}\n"
-        f"    when: {{time: {{weekdays: {every_day}, hours: '{window}', time_zone: UTC}}}}\n"
+        + daily(now - timedelta(hours=1), now + timedelta(hours=1)),
     )
-    by_day = replace(h.snapshot, serial=2, policy=policy)
-    gateway.call(lambda: h.enforcer.swap(build_state(by_day, jwks([KEY]))))
     minted = token("wiki", expires_at=now + timedelta(hours=4))
 
     def post(path: str, body: str) -> int:
-        done = subprocess.run(
-            [
-                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
-                "-H", "host: wiki.apps.test", "-H", f"cookie: {COOKIE}={minted}",
-                "--data", body, f"http://127.0.0.1:{gateway.port}{path}",
-            ],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        return int(done.stdout)
+        return curl_post(gateway, "wiki.apps.test", path, "--data", body, minted=minted)[0]
 
     assert post("/echo/by-day", "_method=DELETE") == 200  # by day: the DELETE is allowed
     h.clock_offset = 3 * 3600  # the day is over; the POST's decision is still remembered
@@ -834,27 +839,20 @@ def test_a_post_found_plain_is_read_again_once_the_policy_changes(
     minted = token("wiki")
 
     def post(body: str) -> int:
-        done = subprocess.run(
-            [
-                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
-                "-H", "host: wiki.apps.test", "-H", f"cookie: {COOKIE}={minted}",
-                "--data", body, f"http://127.0.0.1:{gateway.port}/echo/plain-post",
-            ],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        return int(done.stdout)
+        path = "/echo/plain-post"
+        return curl_post(gateway, "wiki.apps.test", path, "--data", body, minted=minted)[0]
 
     assert post("_method=DELETE") == 200  # the wiki's rule names no method: nothing to read
     assert post("_method=DELETE") == 200  # remembered
-    no_deletes = parse_policy(
+    swap_policy(
+        h,
+        gateway,
         POLICY
         + "  - name: wiki-never-deleted\n"
         + "    who: everyone\n"
         + "    what: {apps: [wiki], methods: [DELETE]}\n"
-        + "    effect: deny\n"
+        + "    effect: deny\n",
     )
-    changed = replace(h.snapshot, serial=2, policy=no_deletes)
-    gateway.call(lambda: h.enforcer.swap(build_state(changed, jwks([KEY]))))
     assert post("_method=DELETE") == 404
     assert [e.details["effect"] for e in h.events] == ["allow", "allow", "deny"]
     assert h.events[-1].details["rule"] == "wiki-never-deleted"
@@ -867,9 +865,9 @@ def test_a_post_is_not_remembered_as_plain_when_a_method_s_answer_depends_on_the
     not remembered, and the same POST at night is refused."""
     h, gateway = harness
     now = datetime.now(UTC)
-    night = f"{(now + timedelta(hours=2)):%H:%M}-{(now + timedelta(hours=3)):%H:%M}"
-    every_day = "[mon, tue, wed, thu, fri, sat, sun]"
-    policy = parse_policy(
+    swap_policy(
+        h,
+        gateway,
         "rules:\n"
         "  - name: eng-wiki\n"
         "    who: {groups: [eng]}\n"
@@ -877,23 +875,14 @@ def test_a_post_is_not_remembered_as_plain_when_a_method_s_answer_depends_on_the
         "  - name: wiki-no-deletes-at-night\n"
         "    who: everyone\n"
         "    what: {apps: [wiki], methods: [DELETE]}\n"
-        f"    when: {{time: {{weekdays: {every_day}, hours: '{night}', time_zone: UTC}}}}\n"
-        "    effect: deny\n"
+        + daily(now + timedelta(hours=2), now + timedelta(hours=3))
+        + "    effect: deny\n",
     )
-    nightly = replace(h.snapshot, serial=2, policy=policy)
-    gateway.call(lambda: h.enforcer.swap(build_state(nightly, jwks([KEY]))))
     minted = token("wiki", expires_at=now + timedelta(hours=4))
 
     def post(body: str) -> int:
-        done = subprocess.run(
-            [
-                "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
-                "-H", "host: wiki.apps.test", "-H", f"cookie: {COOKIE}={minted}",
-                "--data", body, f"http://127.0.0.1:{gateway.port}/echo/by-night",
-            ],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        return int(done.stdout)
+        path = "/echo/by-night"
+        return curl_post(gateway, "wiki.apps.test", path, "--data", body, minted=minted)[0]
 
     assert post("_method=DELETE") == 200  # by day
     h.clock_offset = 2.5 * 3600  # night
