@@ -492,6 +492,16 @@ def test_a_rule_that_names_identity_providers_holds_only_for_their_sessions(
     assert [e.details["effect"] for e in h.events] == ["allow", "deny", "deny"]
 
 
+def assert_decided_as_delete(h: Harness, allowed: bool) -> None:
+    """The one event of a POST that may stand for a DELETE on the tickets app: allowed, or
+    denied by the rule that no ticket is deleted, decided as the DELETE."""
+    (event,) = h.events
+    assert event.details["effect"] == ("allow" if allowed else "deny")
+    if not allowed:
+        assert event.details["rule"] == "tickets-never-deleted"
+        assert event.details["context"]["method"] == "DELETE"  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     ("target", "headers", "allowed"),
     [
@@ -527,11 +537,7 @@ def test_a_post_that_stands_for_a_denied_method_is_denied(
     assert response.status_code == (200 if allowed else 404)
     seen = httpx.get(f"http://127.0.0.1:{upstream}/seen").json()["seen"]
     assert (target.split("?")[0] in seen) is allowed
-    (event,) = h.events
-    assert event.details["effect"] == ("allow" if allowed else "deny")
-    if not allowed:
-        assert event.details["rule"] == "tickets-never-deleted"
-        assert event.details["context"]["method"] == "DELETE"  # type: ignore[index]
+    assert_decided_as_delete(h, allowed)
 
 
 def curl_post(
@@ -613,11 +619,7 @@ def test_a_post_whose_body_names_a_denied_method_never_reaches_its_app_whole(
         assert sent > (3 << 20 if "file" in name else 0)
     else:
         assert path not in whole(upstream)
-    (event,) = h.events
-    assert event.details["effect"] == ("allow" if allowed else "deny")
-    if not allowed:
-        assert event.details["rule"] == "tickets-never-deleted"
-        assert event.details["context"]["method"] == "DELETE"  # type: ignore[index]
+    assert_decided_as_delete(h, allowed)
 
 
 def test_a_body_s_method_is_not_read_where_the_policy_allows_every_method(

@@ -245,10 +245,10 @@ class Enforcer:
         key = (token, target.app.name, head.method, request.path, request.client)
         overrides = method_overrides(head.headers, head.query) if head.method == "POST" else ()
         remembered = None if overrides else self._decisions.get(key)
-        timeless = remembered is not None
         version = state.snapshot.policy_version
         if remembered is not None:
             ctx, decision, part = remembered
+            timeless = True
         else:
             ctx = self._context(claims, target, now, request, head.method, request.path)
             decision, timeless = state.compiled.decide_once(ctx)
@@ -302,10 +302,6 @@ class Enforcer:
             return None
         compiled = self.state.compiled
         ctx = replace(ctx, now=now)  # a remembered context holds its first request's time
-
-        def stricter(methods: frozenset[str]) -> tuple[RequestContext, Decision]:
-            return _strictest(compiled, ctx, decision, sorted(methods - {"POST"}))
-
         nothing, always = _nothing_stricter(compiled, ctx, decision)
         if nothing:
             if key is not None and always:
@@ -316,7 +312,7 @@ class Enforcer:
             methods = frozenset(found)
             if ANY in methods:
                 methods = (methods - {ANY}) | _EVERY_METHOD
-            other, refused = stricter(methods)
+            other, refused = _strictest(compiled, ctx, decision, sorted(methods - {"POST"}))
             if refused is decision:
                 return None
             part = self._lines.part(other, refused, policy_version=version)
