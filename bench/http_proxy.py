@@ -41,7 +41,10 @@ generator and the servers share the machine's cores: read the figures relative t
 other, and only from the same run.
 
 Targets (issue): zerogate (e) at least 1.5x the requests/s of (c) and at least 70 % of (b), and
-adding under 1 ms to the p50 latency of (a) at 64 connections.
+adding under 1 ms to the p50 latency of (a) at 64 connections. Beside them the run prints
+the CPU budget the throughput targets leave the gateway: the machine's cores divided by the
+rate they ask for, less what wrk, the upstream and the control plane spent per request in
+(e); next to it, what the gateway and (f) used.
 
 Run: `make bench-http` (installs wrk, nginx and Caddy first) or
 `.venv/bin/python bench/http_proxy.py [--quick | --duration S] [--connections N] [--only KEYS]`.
@@ -1187,6 +1190,39 @@ def run(args: argparse.Namespace, tools: Tools, scratch: Path) -> Results:
     return results
 
 
+def budget_line(size: str, results: Results) -> str | None:
+    """Whether any gateway could meet the throughput targets in this harness, from this run's
+    own figures: at the rate the targets ask for, the machine's cores give each request a
+    fixed CPU budget; what wrk, the upstream and the control plane (storing the request's
+    audit event) spent per request in (e) is taken from it, and the rest is what the gateway
+    may use. Beside it: what the gateway used, and what (f), a proxy with no policy and no
+    audit, used. (wrk's and the upstream's cost per request is taken at (e)'s rate; at a
+    higher rate each does a little less per request, so the allowance is an estimate.)"""
+    gateway, bare, b, c = (results.get((key, size)) for key in "efbc")
+    if gateway is None or gateway.drained is None or b is None or c is None:
+        return None
+    target = max(1.5 * c.requests_per_second, 0.7 * b.requests_per_second)
+    cores = os.cpu_count() or 1
+    budget = cores / target * 1e6
+    cpu = gateway.drained.cpu_us
+    wrk = gateway.cores.get("wrk", 0.0) / gateway.requests_per_second * 1e6
+    others = {
+        "wrk": wrk,
+        "upstream": cpu.get("upstream", 0.0),
+        "control plane": cpu.get("side", 0.0),
+    }
+    left = budget - sum(others.values())
+    spent = ", ".join(f"{role} {us:.0f}" for role, us in others.items())
+    floor = ""
+    if bare is not None and bare.requests_per_second:
+        floor = f"; (f) used {bare.cores.get('proxy', 0.0) / bare.requests_per_second * 1e6:.0f}"
+    return (
+        f"(e) CPU budget at the throughput target ({target:,.0f} req/s on {cores} cores): "
+        f"{budget:.0f} µs per request; {spent} µs leave the gateway {left:.0f} µs; "
+        f"it used {cpu.get('proxy', 0.0):.0f}{floor}"
+    )
+
+
 def main() -> None:
     args = parse_args()
     tools = find_tools()
@@ -1201,7 +1237,8 @@ def main() -> None:
         console.print()
         console.print(results_table(size, results, args.connections))
         lines = [*error_lines(size, results), *audit_lines(size, results)]
-        for line in [*lines, targets_line(size, results)]:
+        budget = budget_line(size, results)
+        for line in [*lines, targets_line(size, results), *([budget] if budget else [])]:
             console.print(line)
         console.print(cpu_table(size, results))
 
