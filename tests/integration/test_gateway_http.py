@@ -706,13 +706,16 @@ def test_a_reply_header_with_a_line_break_is_never_sent() -> None:
 
 
 def decided_through(serve: Callable[[socket.socket], None], wire: bytes) -> tuple[bytes, list[str]]:
-    """`wire` through a gateway that forwards every request to a plain-socket app (`serve`):
-    what the client got back, and the paths the gateway decided."""
+    """`wire` through a gateway that forwards every request for HOST to a plain-socket app
+    (`serve`) and answers any other host with a 404: what the client got back, and the paths
+    the gateway decided."""
     decided: list[str] = []
     with raw_app(serve) as target:
 
         def handle(request: Request) -> Forward | Reply:
             decided.append(request.path)
+            if request.head.host != HOST:
+                return status_page(404, "no such application")
             return Forward(target)
 
         with GatewayThread(handle, free_port()) as gw:
@@ -768,3 +771,95 @@ def test_an_app_that_switches_protocols_unasked_gets_no_tunnel() -> None:
     assert [status for status, _ in split_responses(answer)] == [502]
     assert decided == ["/public"]
     assert b"/admin" not in b"".join(heads)
+
+
+def answering_ok(heads: list[bytes]) -> Callable[[socket.socket], None]:
+    """A plain-socket app that records what it reads and answers each read with a 200."""
+
+    def serve(conn: socket.socket) -> None:
+        while data := conn.recv(65536):
+            heads.append(data)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    return serve
+
+
+SMUGGLED = b"GET /admin HTTP/1.1\r\nHost: app.test\r\n\r\n"
+
+
+@pytest.mark.parametrize("offer", [b",", b"", b" , ,"])
+def test_an_upgrade_offer_naming_no_protocol_may_not_carry_a_body(offer: bytes) -> None:
+    """llhttp stops at the head of any request with `Connection: upgrade` and an Upgrade
+    header, whatever the header holds, and never reads the body. Taken for a plain request,
+    its body would be read as the next request: sent to the app undecided, or eaten by the
+    app as the body the gateway promised it. An offer that names no protocol is an upgrade
+    the gateway ignores, and with a body a 400, as `Upgrade: h2c` with a body is."""
+    heads: list[bytes] = []
+    answer, decided = decided_through(
+        answering_ok(heads),
+        b"POST /public HTTP/1.1\r\nHost: app.test\r\nConnection: upgrade\r\nUpgrade: "
+        + offer
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED)
+        + SMUGGLED,
+    )
+    assert [status for status, _ in split_responses(answer)] == [400]
+    assert decided == []
+    assert b"/admin" not in b"".join(heads)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Content-Length: 5\r\n\r\nhello",
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+    ],
+    ids=["length", "chunked", "100-continue"],
+)
+def test_nothing_after_an_answer_that_ends_the_connection_is_decided(body: bytes) -> None:
+    """An answer given before the request's body was read ends the connection. Whatever
+    arrived with it in the same read, a pipelined request included, is dropped unread: it
+    used to be decided and forwarded to the app after the answer that said
+    `Connection: close`, its own answer then written after the end of the stream."""
+    heads: list[bytes] = []
+    answer, decided = decided_through(
+        answering_ok(heads), b"POST /x HTTP/1.1\r\nHost: nope.test\r\n" + body + SMUGGLED
+    )
+    assert [status for status, _ in split_responses(answer)] == [404]
+    assert b"connection: close\r\n" in answer.lower()
+    assert decided == ["/x"]
+    assert heads == []
+
+
+def test_a_websocket_upgrade_the_gateway_answers_itself_gets_one_answer() -> None:
+    """A refused upgrade is answered once, and the connection ends: the parser stopped at
+    its head, and what follows could be WebSocket frames, not HTTP. (It used to get its 404,
+    then a second, unasked-for 400.)"""
+    heads: list[bytes] = []
+    answer, decided = decided_through(
+        answering_ok(heads),
+        b"GET /chat HTTP/1.1\r\nHost: nope.test\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n" + SMUGGLED,
+    )
+    assert [status for status, _ in split_responses(answer)] == [404]
+    assert b"connection: close\r\n" in answer.lower()
+    assert decided == ["/chat"]
+    assert heads == []
+
+
+def test_an_ignored_upgrade_the_gateway_answers_itself_leaves_http_going_on() -> None:
+    """An upgrade the gateway does not pass on (h2c) has no body, so after the gateway's own
+    answer to it the connection goes on in HTTP/1.1: one answer for each request."""
+    heads: list[bytes] = []
+    answer, decided = decided_through(
+        answering_ok(heads),
+        b"GET /a HTTP/1.1\r\nHost: nope.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        b"GET /public HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    )
+    assert split_responses(answer) == [
+        (404, status_page(404, "no such application").body),
+        (200, b"ok"),
+    ]
+    assert decided == ["/a", "/public"]

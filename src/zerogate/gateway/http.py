@@ -91,6 +91,13 @@ IDENTITY_HEADERS = frozenset(
     }
 )
 log = logging.getLogger("zerogate.gateway")
+
+
+class _Ended(Exception):
+    """Raised from a parser callback: the connection's last answer is given, and whatever
+    came after it in the same read is not read (see `on_message_begin`)."""
+
+
 _UNSAFE_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # controls but HTAB (RFC 9110 §5.5)
 _REASONS = {
     100: b"Continue",
@@ -281,10 +288,15 @@ class Gateway:
         conns, self._deferred = self._deferred, []
         safe = self.before_send()  # once for every answer of the round
         for conn in conns:
-            if safe or not conn.unsent_event:  # an answer without an event may leave anyway
-                conn.send_held(audited=True)
-            else:
-                conn.cut_unaudited()
+            try:
+                if safe or not conn.unsent_event:  # an answer without an event may leave anyway
+                    conn.send_held(audited=True)
+                else:
+                    conn.cut_unaudited()
+            except Exception:  # one connection's failure must not hold the others' answers
+                log.exception("could not send a held answer; the connection is cut")
+                if conn.transport is not None:
+                    conn.transport.abort()
 
     def protocol(self) -> ClientConnection:
         return ClientConnection(self)
@@ -636,7 +648,10 @@ class ClientConnection(asyncio.Protocol):
         self.upgraded: Cycle | None = None
         # A malformed request came after whole ones: its error, sent once they are answered.
         self.broken: tuple[int, str] | None = None
+        # The request whose head made the parser stop (an upgrade offered, or CONNECT).
+        self.stopped_at: Cycle | None = None
         self._linger_until = 0.0
+        self._eof = False  # `write_eof` was called: nothing more may be written
         self._stall_timer: asyncio.TimerHandle | None = None  # see `_write_stalled`
         self._paused: set[str] = set()
         self._write_paused = False
@@ -705,7 +720,9 @@ class ClientConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             offset = upgrade.args[0] if upgrade.args else len(data)
-            cycle = self.cycles[-1] if self.cycles else None
+            cycle, self.stopped_at = self.stopped_at, None
+            if self.closing or self.broken is not None:
+                return  # answered already (the gateway's own answer to an upgrade closes)
             if cycle is None or cycle.head is None or not cycle.body_done:
                 self._protocol_error(400, "unexpected upgrade")
                 return
@@ -722,6 +739,8 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             # httptools wraps what a callback raised (our HttpViolation) in its own error.
             cause = exc.__context__
+            if isinstance(cause, _Ended):
+                return
             if isinstance(cause, HttpViolation):
                 self._protocol_error(cause.status, cause.reason)
             else:
@@ -789,6 +808,11 @@ class ClientConnection(asyncio.Protocol):
     # --- httptools callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self.closing:
+            # The last answer is given (an error, or an answer before the body was read):
+            # what came with it in the same read is dropped, a pipelined request included,
+            # as `data_received` drops what comes later.
+            raise _Ended
         self.parsing = Cycle(self)
         self._arm(self.gateway.options.header_timeout, self._head_timeout)
 
@@ -818,6 +842,14 @@ class ClientConnection(asyncio.Protocol):
         version = self.parser.get_http_version()
         self.http11 = version == "1.1"
         head = self.gateway.check_head(self.parser.get_method(), cycle.url, version, cycle.headers)
+        if self.parser.should_upgrade():
+            # The parser stops after this head, whatever the framing check made of it: what
+            # it does not read must not be a body the app waits for (see `framing`).
+            if not _upgrades(head) and head.framing is not BodyFraming.NONE:
+                raise HttpViolation(400, "an Upgrade the gateway does not pass on, with a body")
+            self.stopped_at = cycle
+        elif _upgrades(head):
+            raise HttpViolation(400, "an upgrade the request's framing does not allow")
         asked = self.asked
         if asked is not None and head.host != asked and _misdirected(head, asked):
             raise HttpViolation(421, "this connection was opened for another host name")
@@ -919,7 +951,10 @@ class ClientConnection(asyncio.Protocol):
         """The gateway answers itself; an unread request body means the connection ends."""
         cycle.reply = reply
         cycle.status = reply.status
-        if not cycle.body_done or self.upgraded is cycle:
+        upgrade = cycle.head is not None and _upgrades(cycle.head)
+        if not cycle.body_done or self.upgraded is cycle or upgrade:
+            # An upgrade answered here ends the connection: the parser stopped at its head,
+            # and what follows may be the protocol it asked for.
             cycle.keep_alive = False
         close = not cycle.keep_alive or self.closing
         out = bytearray(
@@ -1042,8 +1077,8 @@ class ClientConnection(asyncio.Protocol):
     def _send(self, chunks: list[bytes], *, audited: bool = False) -> None:
         """Hand bytes to the transport; the audit events written so far are made safe first
         (`audited`: `before_send` has just run)."""
-        if not chunks or self.transport is None or self.transport.is_closing():
-            return
+        if not chunks or self.transport is None or self._eof or self.transport.is_closing():
+            return  # (uvloop's transport is not "closing" after `write_eof`)
         if not audited and not self.gateway.before_send() and self.unsent_event:
             self.cut_unaudited()
             return
@@ -1188,6 +1223,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
+            self._eof = True
         self._linger_until = self.gateway.loop.time() + self.gateway.options.idle_timeout
         self._arm(LINGER_SECONDS, self._end_linger)
 

@@ -571,10 +571,12 @@ def test_upgrade_is_ignored_in_http10() -> None:
 
 
 @pytest.mark.parametrize("framing", [(b"Content-Length", b"3"), (b"Transfer-Encoding", b"chunked")])
-def test_an_ignored_upgrade_with_a_body_is_400(framing: Header) -> None:
-    """The parser stops at the head of any request offering an upgrade: a body after one the
-    gateway ignores could not be told apart from the next request."""
-    headers = [HOST, (b"Connection", b"upgrade"), (b"Upgrade", b"h2c"), framing]
+@pytest.mark.parametrize("offer", [b"h2c", b"", b",", b" , ,"])
+def test_an_ignored_upgrade_with_a_body_is_400(framing: Header, offer: bytes) -> None:
+    """The parser stops at the head of any request offering an upgrade, even one that names
+    no protocol: a body after one the gateway ignores could not be told apart from the next
+    request."""
+    headers = [HOST, (b"Connection", b"upgrade"), (b"Upgrade", offer), framing]
     assert refused(headers, method=b"POST").status == 400
     websocket = [HOST, (b"Connection", b"upgrade"), (b"Upgrade", b"websocket"), framing]
     assert check(websocket, method=b"POST").upgrade == "websocket"

@@ -343,11 +343,12 @@ def _passed_upgrade(
     §7.8 lets a server): `Upgrade: h2c` passed on would let a client speak HTTP/2 straight to
     an app that accepts it, every later request past the gateway's decisions (h2c smuggling).
     An ignored upgrade must not carry a body: the parser stops at the head of any request that
-    offers one, so the body could not be told from the next request."""
-    offered = _upgrade(gathered) if "upgrade" in connection else None
-    if offered is None:
+    offers one, so the body could not be told from the next request. An Upgrade header that
+    names no protocol (`Upgrade: ,`) is an offer too: the parser stops at it all the same."""
+    if "upgrade" not in connection or b"upgrade" not in gathered:
         return None
-    if offered in PASSED_UPGRADES and not http10:
+    offered = _upgrade(gathered)
+    if offered is not None and offered in PASSED_UPGRADES and not http10:
         return offered
     if framing is not BodyFraming.NONE:
         raise HttpViolation(400, "an Upgrade the gateway does not pass on, with a body")
