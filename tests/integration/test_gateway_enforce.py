@@ -5,6 +5,7 @@ hints, step-up, and one audit event per decision."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import html
 import os
 import re
@@ -509,6 +510,8 @@ def assert_decided_as_delete(h: Harness, allowed: bool) -> None:
         ("/echo/patch", {"x-http-method-override": "PATCH"}, True),
         ("/echo/by-header", {"x-http-method-override": "DELETE"}, False),
         ("/echo/by-other-header", {"x-http-method": "delete"}, False),
+        ("/echo/by-a-list", {"x-http-method-override": "DELETE, POST"}, False),  # Express
+        ("/echo/by-cgi-spelling", {"x_http_method_override": "DELETE"}, False),  # PHP-FPM
         ("/echo/by-query?_method=delete", {}, False),
         # Read as PHP reads a query (Symfony, Laravel): percent-decoded, dots and spaces are
         # underscores, the name ends at a NUL; Rack 2 also splits pairs at ";".
@@ -575,6 +578,18 @@ def upload(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 _JSON = "content-type: application/json"
 _CHUNKED = "transfer-encoding: chunked"
+_FORM = "content-type: application/x-www-form-urlencoded"
+_TEXT = "content-type: text/plain"
+_JSON_DELETE = '{"_method": "DELETE"}'
+_PARTS = '--BND\r\ncontent-disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--BND--\r\n'
+
+
+@pytest.fixture(scope="module")
+def gzipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A form naming `_method=DELETE`, gzip-compressed."""
+    path = tmp_path_factory.mktemp("gzipped") / "form.gz"
+    path.write_bytes(gzip.compress(b"title=x&_method=DELETE"))
+    return path
 
 
 @pytest.mark.parametrize(
@@ -594,12 +609,25 @@ _CHUNKED = "transfer-encoding: chunked"
         ("json-escaped", ["-H", _JSON, "--data", '{"\\u005fmethod": "DELETE"}'], False),
         ("json-allowed", ["-H", _JSON, "--data", '{"title": "x", "method": "DELETE"}'], True),
         ("plain-text", ["-H", "content-type: text/plain", "--data", "_method=DELETE"], True),
+        # The type as the most lenient framework reads it (Rack, PHP, Laravel).
+        ("form-type-listed", ["-H", f"{_FORM}, text/plain", "--data", "_method=DELETE"], False),
+        ("form-type-spaced", ["-H", f"{_FORM} text/plain", "--data", "_method=DELETE"], False),
+        ("form-type-empty", ["-H", "content-type;", "--data", "_method=DELETE"], False),
+        ("json-type-in-a-parameter", ["-H", f"{_TEXT}; x=/json", "--data", _JSON_DELETE], False),
+        (
+            "multipart-boundary-in-another-parameter",
+            ["-H", "content-type: multipart/form-data; xboundary=BND", "--data-binary", _PARTS],
+            False,
+        ),
+        # Express's body-parser inflates a compressed body before reading its fields.
+        ("form-gzip", ["-H", "content-encoding: gzip", "--data-binary", "@{gzipped}"], False),
     ],
 )
 def test_a_post_whose_body_names_a_denied_method_never_reaches_its_app_whole(
     harness: tuple[Harness, GatewayThread],
     upstream: int,
     upload: Path,
+    gzipped: Path,
     name: str,
     body: list[str],
     allowed: bool,
@@ -611,7 +639,7 @@ def test_a_post_whose_body_names_a_denied_method_never_reaches_its_app_whole(
     method's decision. Bodies that no framework reads fields from pass as they are."""
     h, gateway = harness
     path = f"/echo/{name}"
-    args = [arg.replace("{upload}", str(upload)) for arg in body]
+    args = [arg.replace("{upload}", str(upload)).replace("{gzipped}", str(gzipped)) for arg in body]
     status, sent = curl_post(gateway, "tickets.apps.test", path, *args)
     assert status == (200 if allowed else 404)
     if allowed:  # every byte arrived, the last one too (curl counts chunks' framing)
@@ -620,6 +648,20 @@ def test_a_post_whose_body_names_a_denied_method_never_reaches_its_app_whole(
     else:
         assert path not in whole(upstream)
     assert_decided_as_delete(h, allowed)
+
+
+def test_a_connection_option_may_not_drop_the_type_the_body_was_read_by(
+    harness: tuple[Harness, GatewayThread], upstream: int
+) -> None:
+    """A proxy drops the headers Connection names. Had the gateway read this body as text
+    and then dropped its Content-Type, Rack would read it as a form: a DELETE."""
+    h, gateway = harness
+    path = "/echo/connection-drops-the-type"
+    args = ["-H", "connection: close, content-type", "-H", _TEXT, "--data", "_method=DELETE"]
+    status, _ = curl_post(gateway, "tickets.apps.test", path, *args)
+    assert status == 400
+    assert path not in whole(upstream)
+    assert h.events == []  # refused as malformed, before any decision
 
 
 def test_a_body_s_method_is_not_read_where_the_policy_allows_every_method(

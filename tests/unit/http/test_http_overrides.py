@@ -3,7 +3,9 @@ in headers, queries and bodies, however the body is cut into reads."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from urllib.parse import unquote_plus
 
 import pytest
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 from zerogate.core.http.overrides import (
     ANY,
+    INFLATE_LIMIT,
     JSON_LIMIT,
     BodyScan,
     FormScan,
@@ -88,6 +91,24 @@ def test_the_head_s_overrides_are_each_named_once_and_never_post() -> None:
 
 
 @pytest.mark.parametrize(
+    ("header", "found"),
+    [
+        # Express's method-override takes a list's first element; others may take another.
+        ((b"x-http-method-override", b"DELETE, POST"), ("DELETE",)),
+        ((b"x-http-method-override", b"post,put"), ("PUT",)),
+        # Servers that pass headers on as CGI variables read "_" as "-".
+        ((b"x_http_method_override", b"DELETE"), ("DELETE",)),
+        ((b"x-http_method", b"PATCH"), ("PATCH",)),
+        ((b"x-http-method-overrides", b"DELETE"), ()),
+    ],
+)
+def test_an_override_header_is_read_in_each_spelling(
+    header: tuple[bytes, bytes], found: tuple[str, ...]
+) -> None:
+    assert method_overrides((header,), "") == found
+
+
+@pytest.mark.parametrize(
     ("headers", "kind"),
     [
         ((), FormScan),  # Rack reads a POST without a type as a form
@@ -98,6 +119,14 @@ def test_the_head_s_overrides_are_each_named_once_and_never_post() -> None:
         (((b"content-type", b"application/json"),), JsonScan),
         (((b"content-type", b"application/vnd.api+json; charset=utf-8"),), JsonScan),
         (((b"content-type", b"multipart/form-data"),), type(None)),  # no boundary: no fields
+        # The type as the most lenient readers find it: Rack cuts it at "," too, PHP at a
+        # space; an empty type is none (a form, to Rack); Laravel finds "/json" anywhere;
+        # Rack finds "boundary=" anywhere.
+        (((b"content-type", b"application/x-www-form-urlencoded, text/plain"),), FormScan),
+        (((b"content-type", b"application/x-www-form-urlencoded text/plain"),), FormScan),
+        (((b"content-type", b""),), FormScan),
+        (((b"content-type", b"text/plain; x=/json"),), JsonScan),
+        (((b"content-type", b"multipart/form-data; xboundary=abc"),), MultipartScan),
         (((b"content-type", b"text/plain"),), type(None)),
         (((b"content-type", b"application/octet-stream"),), type(None)),
     ],
@@ -173,6 +202,18 @@ def test_a_multipart_body_gives_the_same_methods_however_it_is_cut(cuts: list[in
     assert read(MultipartScan(b"zg-boundary"), body, cuts) == ["PUT"]
 
 
+def test_a_multipart_type_naming_two_boundaries_is_read_with_each() -> None:
+    """Readers disagree on which of two boundaries counts (Rack takes the last, PHP the
+    first): the body is read with each, and the one it was not cut by cannot read it."""
+    scan = body_scan(
+        ((b"content-type", b"multipart/form-data; xboundary=a; boundary=zg-boundary"),)
+    )
+    assert scan is not None
+    assert sorted(read(scan, _multipart([('name="_method"', b"DELETE")]))) == sorted(
+        ["DELETE", ANY]
+    )
+
+
 def test_a_multipart_body_that_does_not_parse_or_end_may_be_anything() -> None:
     body = _multipart([('name="_method"', b"PUT")])
     assert read(MultipartScan(b"zg-boundary"), body[:-20]) == [ANY]  # cut before its end
@@ -202,3 +243,40 @@ def test_a_json_body_s_method(body: bytes, found: list[str]) -> None:
 def test_a_json_body_over_the_limit_may_be_anything() -> None:
     body = json.dumps({"pad": "x" * JSON_LIMIT}).encode()
     assert read(JsonScan(), body, [JSON_LIMIT // 2]) == [ANY]
+
+
+def _compressed(coding: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    return (FORM, (b"content-encoding", coding))
+
+
+@given(cuts=st.lists(st.integers(0, 60), max_size=8))
+def test_a_compressed_form_is_read_as_it_inflates(cuts: list[int]) -> None:
+    """Express's body-parser inflates a gzip or deflate body before its method-override
+    reads `_method`: the gateway reads it inflated too, however it arrives cut."""
+    form = b"title=x&_method=DELETE"
+    for coding, body in ((b"gzip", gzip.compress(form)), (b"deflate", zlib.compress(form))):
+        scan = body_scan(_compressed(coding))
+        assert scan is not None
+        assert read(scan, body, cuts) == ["DELETE"]
+    identity = body_scan(_compressed(b"identity"))
+    assert isinstance(identity, FormScan)
+
+
+@pytest.mark.parametrize(
+    ("coding", "body"),
+    [
+        (b"br", b"\x0b\x0b\x80_method=DELETE\x03"),  # not read here; an app may read it
+        (b"gzip, gzip", gzip.compress(gzip.compress(b"_method=DELETE"))),
+        (b"gzip", b"not gzip at all"),
+        (b"gzip", gzip.compress(b"_method=DELETE")[:-6]),  # stops before its end
+        (b"gzip", gzip.compress(b"a=1") + gzip.compress(b"_method=DELETE")),  # two members
+        (b"gzip", gzip.compress(b"a=" + b"0" * INFLATE_LIMIT)),  # inflates past the limit
+    ],
+    ids=["brotli", "stacked", "corrupt", "truncated", "two-members", "bomb"],
+)
+def test_a_compressed_body_that_is_not_read_whole_may_be_anything(
+    coding: bytes, body: bytes
+) -> None:
+    scan = body_scan(_compressed(coding))
+    assert scan is not None
+    assert ANY in read(scan, body)

@@ -5,7 +5,9 @@ and POST. A policy that allows POST but denies DELETE must therefore also hold f
 that its app will run as a DELETE. The places they read are:
 
 - headers: `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override` (Express's
-  method-override, ASP.NET Core, Google's APIs);
+  method-override, ASP.NET Core, Google's APIs), also spelt with `_` (servers that pass
+  headers on as CGI variables read `X_HTTP_Method_Override` as the same one), each element
+  of a list (Express takes the first: `DELETE, POST` is a DELETE);
 - the `_method` query parameter (Symfony and Laravel; Express when configured so);
 - the `_method` field of the body (Rails' Rack::MethodOverride reads only the body; Symfony
   and Laravel read it before the query): urlencoded or multipart form data, and JSON, which
@@ -17,15 +19,19 @@ PHP drops leading spaces, turns spaces and dots into underscores (` method` and 
 are `_method`), and ends the name at a NUL byte. Pairs are split at `&` and at `;` (Rack 2).
 
 Only POST is ever overridden. A body is read as it streams by (`BodyScan`), never buffered,
-except JSON, which is read whole up to `JSON_LIMIT`. Whatever cannot be read with certainty
-gives `ANY`: the request may stand for any method (a key longer than any form has, a
-multipart body that does not parse, JSON over the limit or nested too deep).
+except JSON, which is read whole up to `JSON_LIMIT`. A body sent gzip- or zlib-compressed
+(`Content-Encoding`), which Express's body-parser inflates, is read as it inflates, up to
+`INFLATE_LIMIT`. Whatever cannot be read with certainty gives `ANY`: the request may stand
+for any method (a key longer than any form has, a multipart body that does not parse, JSON
+over the limit or nested too deep, a body that does not inflate or inflates to more than
+the limit, a coding other than gzip and deflate).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Iterable
 from typing import Protocol
 from urllib.parse import unquote_plus
@@ -38,6 +44,7 @@ OVERRIDE_HEADERS = frozenset({b"x-http-method-override", b"x-http-method", b"x-m
 PARAMETER = "_method"
 ANY = "*"  # the request may stand for any method: decide it as the strictest of them all
 JSON_LIMIT = 1 << 20  # bytes of a JSON body read to find its `_method`; more is ANY
+INFLATE_LIMIT = 8 << 20  # bytes a compressed body is inflated to; more is ANY
 _MAX_NAME = 1024  # bytes of a form key or a multipart part's headers; no form has longer
 _MAX_VALUE = 64  # bytes of a `_method` value; a longer one names no method
 
@@ -56,10 +63,11 @@ def _method(raw: str) -> str | None:
 def header_overrides(headers: Headers) -> list[str]:
     found = []
     for name, value in headers:
-        if name in OVERRIDE_HEADERS:
-            method = _method(value.decode("latin-1"))
-            if method is not None:
-                found.append(method)
+        if name.replace(b"_", b"-") in OVERRIDE_HEADERS:
+            for element in value.decode("latin-1").split(","):
+                method = _method(element)
+                if method is not None:
+                    found.append(method)
     return found
 
 
@@ -91,29 +99,56 @@ def body_scan(headers: Headers) -> BodyScan | None:
     types = [value for name, value in headers if name == b"content-type"]
     if not types:
         return FormScan()  # Rack reads a POST without a type as a form
-    scans = [scan for scan in map(_scan_for, types) if scan is not None]
+    scans = [scan for content_type in types for scan in _scans_for(content_type)]
     if not scans:
         return None
-    return scans[0] if len(scans) == 1 else _Each(scans)
+    scan = scans[0] if len(scans) == 1 else _Each(scans)
+    codings = [
+        coding.strip(b" \t").lower()
+        for name, value in headers
+        if name == b"content-encoding"
+        for coding in value.split(b",")
+    ]
+    codings = [coding for coding in codings if coding not in (b"", b"identity")]
+    if not codings:
+        return scan
+    if codings in ([b"gzip"], [b"x-gzip"], [b"deflate"]):
+        return Inflating(scan)
+    return _Unreadable()  # brotli, or codings stacked: not read here, though an app may
 
 
-def _scan_for(content_type: bytes) -> BodyScan | None:
+def _scans_for(content_type: bytes) -> list[BodyScan]:
+    """A reader for each way a framework may read a body of this type. They find the type
+    differently, so the header is read the way each of the most lenient ones reads it:
+    Rack cuts the media type at `;` or `,`, PHP at `;`, `,` or a space, and an empty type is
+    no type (a form, to Rack); Rack finds `boundary=` anywhere after `multipart/`, and
+    PHP and python-multipart each find their own; Laravel takes a body for JSON when
+    `/json` or `+json` is anywhere in the header. A reading no framework makes costs only
+    a stricter decision for a request whose header is ambiguous."""
     text = content_type.decode("latin-1")
-    media = text.partition(";")[0].strip().lower()
-    if media == "application/x-www-form-urlencoded":
-        return FormScan()
-    if media.startswith("multipart/"):
-        boundary = _BOUNDARY.search(text)
-        if boundary is None:
-            return None  # no reader can split it into fields either
-        value = boundary.group(1) or boundary.group(2)
-        return MultipartScan(value.replace('\\"', '"').encode("latin-1"))
-    if "/json" in media or "+json" in media:  # Laravel's test for a JSON request
-        return JsonScan()
-    return None
+    lowered = text.lower()
+    scans: list[BodyScan] = []
+    if not lowered.strip(" \t;,") or "application/x-www-form-urlencoded" in lowered:
+        scans.append(FormScan())
+    if "multipart/" in lowered:
+        # A boundary that is not the body's makes its reader fail: ANY, the strictest.
+        scans += [MultipartScan(boundary) for boundary in _boundaries(text)]
+    if "/json" in lowered or "+json" in lowered:
+        scans.append(JsonScan())
+    return scans
 
 
-_BOUNDARY = re.compile(r';\s*boundary\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))', re.IGNORECASE)
+def _boundaries(text: str) -> list[bytes]:
+    """Every boundary a multipart reader may take from a Content-Type (none: no reader can
+    split the body into fields either)."""
+    found = [quoted.replace('\\"', '"') for quoted in _QUOTED_BOUNDARY.findall(text)]
+    found += _BARE_BOUNDARY.findall(text) + [rack.strip() for rack in _RACK_BOUNDARY.findall(text)]
+    return [value.encode("latin-1") for value in dict.fromkeys(found) if value]
+
+
+_QUOTED_BOUNDARY = re.compile(r'boundary\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
+_BARE_BOUNDARY = re.compile(r'boundary\s*=\s*([^;,\s"]+)', re.IGNORECASE)
+_RACK_BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)  # Rack's own reading
 
 
 class _Each:
@@ -127,6 +162,53 @@ class _Each:
 
     def finish(self) -> list[str]:
         return [method for scan in self.scans for method in scan.finish()]
+
+
+class _Unreadable:
+    """A body this reader cannot read, though an app may: it may stand for any method."""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        return []
+
+    def finish(self) -> list[str]:
+        return [ANY]
+
+
+class Inflating:
+    """A gzip or zlib body (`deflate` in HTTP is zlib's format), read by `inner` as it
+    inflates. Raw deflate, which some clients send as `deflate`, does not inflate here:
+    ANY, like a body that inflates to more than `INFLATE_LIMIT` or stops before its end."""
+
+    def __init__(self, inner: BodyScan) -> None:
+        self._inner = inner
+        self._inflater = zlib.decompressobj(wbits=47)  # 32 + 15: a gzip or a zlib header
+        self._inflated = 0
+        self._broken = False
+
+    def feed(self, chunk: bytes) -> list[str]:
+        if self._broken:
+            return []
+        try:
+            data = self._inflater.decompress(chunk, INFLATE_LIMIT - self._inflated + 1)
+        except zlib.error:
+            return self._fail()
+        self._inflated += len(data)
+        if self._inflated > INFLATE_LIMIT or self._inflater.unconsumed_tail:
+            return self._fail()
+        if self._inflater.unused_data:  # a second gzip member, which Node inflates as well
+            return self._fail()
+        return self._inner.feed(data)
+
+    def finish(self) -> list[str]:
+        if self._broken:
+            return []
+        if not self._inflater.eof:
+            return self._fail()
+        return self._inner.finish()
+
+    def _fail(self) -> list[str]:
+        self._broken = True
+        return [ANY]
 
 
 _PAIR_END = re.compile(rb"[&;]")
