@@ -863,3 +863,57 @@ def test_an_ignored_upgrade_the_gateway_answers_itself_leaves_http_going_on() ->
         (200, b"ok"),
     ]
     assert decided == ["/a", "/public"]
+
+
+def answered_by(answer: bytes) -> Callable[[socket.socket], None]:
+    """A plain-socket app that answers every read with `answer`."""
+
+    def serve(conn: socket.socket) -> None:
+        while conn.recv(65536):
+            conn.sendall(answer)
+
+    return serve
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # The gateway asks for no transfer coding; relayed without its label, gzip bytes
+        # would reach the client as plain ones.
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\nhello",
+        b"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n",
+    ],
+    ids=["gzip-chunked", "gzip", "status-099"],
+)
+def test_an_answer_no_client_could_read_as_the_app_meant_is_a_502(answer: bytes) -> None:
+    response, decided = decided_through(
+        answered_by(answer), b"GET /x HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+    )
+    assert [status for status, _ in split_responses(response)] == [502]
+    assert decided == ["/x"]
+
+
+def test_an_app_s_reason_phrase_with_a_control_character_is_replaced() -> None:
+    response, _ = decided_through(
+        answered_by(b"HTTP/1.1 200 Fine\x01\x1b[31m\r\nContent-Length: 2\r\n\r\nok"),
+        b"GET /x HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    )
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert split_responses(response) == [(200, b"ok")]
+
+
+def test_an_http10_client_that_keeps_its_connection_is_told_so() -> None:
+    """HTTP/1.0 ends a connection after each answer unless the answer says otherwise: a
+    kept connection that does not say so leaves the client waiting for the close."""
+    keep = b"GET /a HTTP/1.0\r\nHost: app.test\r\nConnection: keep-alive\r\n\r\n"
+    response, decided = decided_through(
+        answered_by(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        keep + b"GET /nope HTTP/1.0\r\nHost: nope.test\r\nConnection: keep-alive\r\n\r\n"
+        b"GET /b HTTP/1.0\r\nHost: app.test\r\n\r\n",
+    )
+    heads = [part.split(b"\r\n\r\n")[0].lower() for part in response.split(b"HTTP/1.1 ")[1:]]
+    assert [status for status, _ in split_responses(response)] == [200, 404, 200]
+    assert [b"connection: keep-alive" in head for head in heads] == [True, True, False]
+    assert b"connection: close" in heads[2]
+    assert decided == ["/a", "/nope", "/b"]

@@ -566,6 +566,8 @@ class Cycle:
             self.keep_alive = False
             if status != 101:
                 out += b"connection: close\r\n"
+        elif not self.conn.http11:
+            out += b"connection: keep-alive\r\n"  # HTTP/1.0 closes unless told otherwise
         out += b"\r\n"
         self.head_sent = True
         if no_body or self.length_out == 0 or status == 101:
@@ -970,6 +972,8 @@ class ClientConnection(asyncio.Protocol):
             out += name + b": " + value + b"\r\n"
         if close:
             out += b"connection: close\r\n"
+        elif not self.http11:
+            out += b"connection: keep-alive\r\n"  # HTTP/1.0 closes unless told otherwise
         out += b"\r\n"
         if cycle.head is None or cycle.head.method != "HEAD":
             out += reply.body
@@ -1340,6 +1344,13 @@ def _size(headers: Iterable[tuple[bytes, bytes]]) -> int:
     return sum(len(name) + len(value) for name, value in headers)
 
 
+# Headers the gateway routed or decided by: a client's Connection option cannot remove them
+# (a sender must not name one, RFC 9110 §7.6.1). Removed, the app would read the request
+# otherwise than the gateway did: a body checked as text for a `_method`, read by the app
+# without its Content-Type as a form.
+_DECIDED_BY = frozenset({b"host", b"content-type", b"content-encoding"})
+
+
 def _forwarded_headers(headers: tuple[tuple[bytes, bytes], ...], strip: frozenset[bytes]) -> bytes:
     out = bytearray()
     connection_tokens = _connection_tokens(headers)
@@ -1350,7 +1361,7 @@ def _forwarded_headers(headers: tuple[tuple[bytes, bytes], ...], strip: frozense
             canonical in HOP_BY_HOP
             or canonical in strip
             or canonical.startswith(b"x-zerogate-")
-            or (name in connection_tokens and name != b"host")
+            or (name in connection_tokens and name not in _DECIDED_BY)
         ):
             continue
         out += name + b": " + value + b"\r\n"

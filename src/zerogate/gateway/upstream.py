@@ -24,6 +24,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from asyncio import sslproto
 from collections import defaultdict, deque
@@ -203,6 +204,11 @@ class UpstreamConnection(asyncio.Protocol):
         status = self._parser.get_status_code()
         headers, reason = self._headers, self._reason
         self._headers, self._reason = [], b""
+        if status < 100:  # "099": not a status any client reads the same way
+            self._fail("the upstream answered with an invalid status")
+            return
+        if _BAD_REASON.search(reason) is not None:
+            reason = b""  # a control character is no reason to pass on: the standard one goes
         if 100 <= status < 200 and status != 101:
             return  # interim responses (103 Early Hints…): we asked for none, so drop them
         if status == 101 and not (self.exchange is not None and self.exchange.upgrade_requested()):
@@ -212,7 +218,13 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self._got_head = True
         self._status = status
-        self._until_close = _close_delimited(status, headers, self.head_request)
+        try:
+            self._until_close = _close_delimited(status, headers, self.head_request)
+        except _UnaskedCoding:
+            # The gateway asks for no transfer coding (it sends no TE), and could not relay
+            # one: dropping `gzip` from `gzip, chunked` would pass gzip bytes as plain ones.
+            self._fail("the upstream used a transfer coding other than chunked")
+            return
         if self.exchange is not None:
             self.exchange.response_head(status, reason, headers, self._parser.should_keep_alive())
         if self.head_request:
@@ -335,15 +347,25 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.close()
 
 
+_BAD_REASON = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class _UnaskedCoding(Exception):
+    """A response's Transfer-Encoding names a coding other than chunked."""
+
+
 def _close_delimited(status: int, headers: list[tuple[bytes, bytes]], head: bool) -> bool:
-    """True when only the connection's end can end this response's body (RFC 9112 §6.3)."""
+    """True when only the connection's end can end this response's body (RFC 9112 §6.3);
+    _UnaskedCoding for a transfer coding other than chunked."""
     if head or status in (204, 304) or 100 <= status < 200:
         return False
     for name, value in headers:
         lowered = name.lower()
         if lowered == b"content-length":
             return False
-        if lowered == b"transfer-encoding" and value.strip().lower().endswith(b"chunked"):
+        if lowered == b"transfer-encoding":
+            if value.strip(b" \t").lower() != b"chunked":
+                raise _UnaskedCoding
             return False
     return True
 

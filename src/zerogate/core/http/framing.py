@@ -115,8 +115,6 @@ def check_request_head(
         raise HttpViolation(400, "absolute-form target names another host")
     framing, length = _body_framing(gathered, http10, limits)
     connection = _list_values(gathered.get(b"connection", ()))
-    if connection & _END_TO_END:
-        raise HttpViolation(400, "Connection names a header the application must get")
     return RequestHead(
         method=name,
         path=path,
@@ -130,15 +128,6 @@ def check_request_head(
         upgrade=_passed_upgrade(gathered, connection, http10, framing),
         headers=cleaned,
     )
-
-
-# A proxy removes the headers that Connection names (RFC 9110 §7.6.1), and a sender must not
-# name one meant for the recipient. These the gateway decides by or frames the body by:
-# removed, the app would read the body otherwise than the gateway did (a body checked as
-# text/plain for a `_method` that the app then reads as a form).
-_END_TO_END = frozenset(
-    {"content-type", "content-encoding", "content-length", "transfer-encoding", "host"}
-)
 
 
 def _connect_head(
