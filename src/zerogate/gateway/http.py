@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import html
 import logging
-import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
@@ -55,7 +54,7 @@ from zerogate.core.http.framing import (
 )
 from zerogate.core.http.paths import PathError, normalise_path
 from zerogate.core.memo import Memo
-from zerogate.gateway.upstream import Pool, Tunnels, Upstream, UpstreamConnection
+from zerogate.gateway.upstream import UNSAFE_VALUE, Pool, Tunnels, Upstream, UpstreamConnection
 
 # Hop-by-hop (RFC 9110 §7.6.1): never forwarded, in either direction.
 HOP_BY_HOP = frozenset(
@@ -98,7 +97,6 @@ class _Ended(Exception):
     came after it in the same read is not read (see `on_message_begin`)."""
 
 
-_UNSAFE_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # controls but HTAB (RFC 9110 §5.5)
 _REASONS = {
     100: b"Continue",
     200: b"OK",
@@ -964,7 +962,7 @@ class ClientConnection(asyncio.Protocol):
             % (reply.status, _REASONS.get(reply.status, b""), reply.content_type, len(reply.body))
         )
         for name, value in reply.headers:
-            if _UNSAFE_VALUE.search(value) is not None:
+            if UNSAFE_VALUE.search(value) is not None:
                 # A handler's bug must not let a client's bytes split the answer.
                 log.error("refused to send header %r with a control character", name)
                 self.answer(cycle, status_page(500, "Something went wrong on our side."))

@@ -207,7 +207,7 @@ class UpstreamConnection(asyncio.Protocol):
         if status < 100:  # "099": not a status any client reads the same way
             self._fail("the upstream answered with an invalid status")
             return
-        if _BAD_REASON.search(reason) is not None:
+        if UNSAFE_VALUE.search(reason) is not None:
             reason = b""  # a control character is no reason to pass on: the standard one goes
         if 100 <= status < 200 and status != 101:
             return  # interim responses (103 Early Hints…): we asked for none, so drop them
@@ -347,7 +347,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.close()
 
 
-_BAD_REASON = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+UNSAFE_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # controls but HTAB (RFC 9110 §5.5)
 
 
 class _UnaskedCoding(Exception):

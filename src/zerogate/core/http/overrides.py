@@ -113,7 +113,7 @@ def body_scan(headers: Headers) -> BodyScan | None:
     if not codings:
         return scan
     if codings in ([b"gzip"], [b"x-gzip"], [b"deflate"]):
-        return Inflating(scan)
+        return _Inflating(scan)
     return _Unreadable()  # brotli, or codings stacked: not read here, though an app may
 
 
@@ -174,7 +174,7 @@ class _Unreadable:
         return [ANY]
 
 
-class Inflating:
+class _Inflating:
     """A gzip or zlib body (`deflate` in HTTP is zlib's format), read by `inner` as it
     inflates. Raw deflate, which some clients send as `deflate`, does not inflate here:
     ANY, like a body that inflates to more than `INFLATE_LIMIT` or stops before its end."""
