@@ -773,13 +773,18 @@ def test_an_app_that_switches_protocols_unasked_gets_no_tunnel() -> None:
     assert b"/admin" not in b"".join(heads)
 
 
-def answering_ok(heads: list[bytes]) -> Callable[[socket.socket], None]:
-    """A plain-socket app that records what it reads and answers each read with a 200."""
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def answered_by(answer: bytes, heads: list[bytes] | None = None) -> Callable[[socket.socket], None]:
+    """A plain-socket app that answers every read with `answer`, keeping what it read in
+    `heads` if given."""
 
     def serve(conn: socket.socket) -> None:
         while data := conn.recv(65536):
-            heads.append(data)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            if heads is not None:
+                heads.append(data)
+            conn.sendall(answer)
 
     return serve
 
@@ -796,7 +801,7 @@ def test_an_upgrade_offer_naming_no_protocol_may_not_carry_a_body(offer: bytes) 
     the gateway ignores, and with a body a 400, as `Upgrade: h2c` with a body is."""
     heads: list[bytes] = []
     answer, decided = decided_through(
-        answering_ok(heads),
+        answered_by(OK, heads),
         b"POST /public HTTP/1.1\r\nHost: app.test\r\nConnection: upgrade\r\nUpgrade: "
         + offer
         + b"\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED)
@@ -823,7 +828,7 @@ def test_nothing_after_an_answer_that_ends_the_connection_is_decided(body: bytes
     `Connection: close`, its own answer then written after the end of the stream."""
     heads: list[bytes] = []
     answer, decided = decided_through(
-        answering_ok(heads), b"POST /x HTTP/1.1\r\nHost: nope.test\r\n" + body + SMUGGLED
+        answered_by(OK, heads), b"POST /x HTTP/1.1\r\nHost: nope.test\r\n" + body + SMUGGLED
     )
     assert [status for status, _ in split_responses(answer)] == [404]
     assert b"connection: close\r\n" in answer.lower()
@@ -837,7 +842,7 @@ def test_a_websocket_upgrade_the_gateway_answers_itself_gets_one_answer() -> Non
     then a second, unasked-for 400.)"""
     heads: list[bytes] = []
     answer, decided = decided_through(
-        answering_ok(heads),
+        answered_by(OK, heads),
         b"GET /chat HTTP/1.1\r\nHost: nope.test\r\nConnection: Upgrade\r\n"
         b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         b"Sec-WebSocket-Version: 13\r\n\r\n" + SMUGGLED,
@@ -853,7 +858,7 @@ def test_an_ignored_upgrade_the_gateway_answers_itself_leaves_http_going_on() ->
     answer to it the connection goes on in HTTP/1.1: one answer for each request."""
     heads: list[bytes] = []
     answer, decided = decided_through(
-        answering_ok(heads),
+        answered_by(OK, heads),
         b"GET /a HTTP/1.1\r\nHost: nope.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
         b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
         b"GET /public HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
@@ -863,16 +868,6 @@ def test_an_ignored_upgrade_the_gateway_answers_itself_leaves_http_going_on() ->
         (200, b"ok"),
     ]
     assert decided == ["/a", "/public"]
-
-
-def answered_by(answer: bytes) -> Callable[[socket.socket], None]:
-    """A plain-socket app that answers every read with `answer`."""
-
-    def serve(conn: socket.socket) -> None:
-        while conn.recv(65536):
-            conn.sendall(answer)
-
-    return serve
 
 
 @pytest.mark.parametrize(
@@ -908,7 +903,7 @@ def test_an_http10_client_that_keeps_its_connection_is_told_so() -> None:
     kept connection that does not say so leaves the client waiting for the close."""
     keep = b"GET /a HTTP/1.0\r\nHost: app.test\r\nConnection: keep-alive\r\n\r\n"
     response, decided = decided_through(
-        answered_by(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        answered_by(OK),
         keep + b"GET /nope HTTP/1.0\r\nHost: nope.test\r\nConnection: keep-alive\r\n\r\n"
         b"GET /b HTTP/1.0\r\nHost: app.test\r\n\r\n",
     )

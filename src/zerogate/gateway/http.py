@@ -842,14 +842,14 @@ class ClientConnection(asyncio.Protocol):
         version = self.parser.get_http_version()
         self.http11 = version == "1.1"
         head = self.gateway.check_head(self.parser.get_method(), cycle.url, version, cycle.headers)
-        if self.parser.should_upgrade():
-            # The parser stops after this head, whatever the framing check made of it: what
-            # it does not read must not be a body the app waits for (see `framing`).
-            if not _upgrades(head) and head.framing is not BodyFraming.NONE:
-                raise HttpViolation(400, "an Upgrade the gateway does not pass on, with a body")
+        stops = self.parser.should_upgrade()
+        if stops != _upgrades(head) and (not stops or head.framing is not BodyFraming.NONE):
+            # `framing` refuses an ignored upgrade with a body; this guards against the parser
+            # reading a head otherwise than it did: a body the parser does not read (it stops
+            # after the head) would be taken for the next request.
+            raise HttpViolation(400, "an upgrade the parser and the framing check read apart")
+        if stops:
             self.stopped_at = cycle
-        elif _upgrades(head):
-            raise HttpViolation(400, "an upgrade the request's framing does not allow")
         asked = self.asked
         if asked is not None and head.host != asked and _misdirected(head, asked):
             raise HttpViolation(421, "this connection was opened for another host name")
@@ -951,10 +951,9 @@ class ClientConnection(asyncio.Protocol):
         """The gateway answers itself; an unread request body means the connection ends."""
         cycle.reply = reply
         cycle.status = reply.status
-        upgrade = cycle.head is not None and _upgrades(cycle.head)
-        if not cycle.body_done or self.upgraded is cycle or upgrade:
-            # An upgrade answered here ends the connection: the parser stopped at its head,
-            # and what follows may be the protocol it asked for.
+        if not cycle.body_done or (cycle.head is not None and _upgrades(cycle.head)):
+            # An upgrade answered here (a tunnel's included) ends the connection: the parser
+            # stopped at its head, and what follows may be the protocol it asked for.
             cycle.keep_alive = False
         close = not cycle.keep_alive or self.closing
         out = bytearray(
